@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import CommentatorDep, HistoryDep, SignalModelDep, limit_items
+from app.ml.signal_model import SignalModel
+from app.schemas import AnalysisRequest, AnalysisResponse, Candle, IndicatorSnapshot, SignalResponse
+from app.services.commentary import CommentaryFailedError
+from app.services.history import make_entry, record
+from app.services.market import indicator_frame, signal_response, snapshot
+
+router = APIRouter(prefix="/analysis", tags=["analysis"])
+
+
+def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot, SignalResponse]:
+    frame = indicator_frame(candles)
+    return snapshot(frame), signal_response(model, candles, frame)
+
+
+@router.post(
+    "",
+    dependencies=[Depends(limit_items("candles"))],
+    responses={
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: {"description": "Too many candles"},
+        status.HTTP_502_BAD_GATEWAY: {"description": "The OpenAI API failed"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "OPENAI_API_KEY is not set"},
+    },
+)
+async def analysis(
+    body: AnalysisRequest,
+    commentator: CommentatorDep,
+    model: SignalModelDep,
+    history: HistoryDep,
+) -> AnalysisResponse:
+    """Indicators and signal at the last candle, with commentary from an OpenAI model."""
+    latest, signal = await run_in_threadpool(_facts, model, body.candles)
+    try:
+        commentary, used_model = await commentator.comment(latest, signal, body.question)
+    except CommentaryFailedError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from exc
+    await record(
+        history,
+        make_entry(
+            "analysis",
+            {"candles": len(body.candles), "direction": signal.direction, "model": used_model},
+        ),
+    )
+    return AnalysisResponse(commentary=commentary, model=used_model, signal=signal, latest=latest)
