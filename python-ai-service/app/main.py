@@ -88,13 +88,14 @@ def create_app(
 ) -> FastAPI:
     """Build the service; ``openai_http_client`` exists for tests to inject a fake transport."""
     cfg = settings or env_settings
+    # Here rather than in the lifespan: uvicorn imports the app before it logs its first line.
+    configure_logging(cfg)
     state = ServiceState(
         settings=cfg, history=create_history_store(cfg), openai_http_client=openai_http_client
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(cfg)
         logger.info(
             "{} starting: image variant {}, history in {}",
             cfg.PROJECT_NAME,

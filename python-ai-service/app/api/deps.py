@@ -91,7 +91,7 @@ def limit_items(field: str) -> Callable[[Request, Settings], Coroutine[Any, Any,
         items = body.get(field) if isinstance(body, dict) else None
         if isinstance(items, list) and len(items) > settings.MAX_CANDLES:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                status.HTTP_413_CONTENT_TOO_LARGE,
                 detail=f"{field}: {len(items)} items, at most {settings.MAX_CANDLES} allowed",
             )
 

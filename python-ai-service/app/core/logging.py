@@ -42,7 +42,10 @@ def configure_logging(settings: Settings) -> None:
         backtrace=False,
         diagnose=False,
     )
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    # Same threshold for stdlib loggers, so filtered-out records are not even created.
+    logging.basicConfig(
+        handlers=[InterceptHandler()], level=logger.level(settings.LOG_LEVEL).no, force=True
+    )
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers = []

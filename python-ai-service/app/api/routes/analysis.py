@@ -22,7 +22,7 @@ def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot
     "",
     dependencies=[Depends(limit_items("candles"))],
     responses={
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: {"description": "Too many candles"},
+        status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"},
         status.HTTP_502_BAD_GATEWAY: {"description": "The OpenAI API failed"},
         status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "OPENAI_API_KEY is not set"},
     },

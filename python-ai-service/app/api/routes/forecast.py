@@ -17,7 +17,7 @@ router = APIRouter(prefix="/forecast", tags=["forecast"])
     "",
     dependencies=[Depends(limit_items("closes"))],
     responses={
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: {"description": "Too many closes"},
+        status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many closes"},
         status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Backend not in this image"},
     },
 )

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/indicators", tags=["indicators"])
 @router.post(
     "",
     dependencies=[Depends(limit_items("candles"))],
-    responses={status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: {"description": "Too many candles"}},
+    responses={status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"}},
 )
 async def indicators(body: CandlesRequest, history: HistoryDep) -> IndicatorsResponse:
     """RSI, MACD, Bollinger bands, EMA and ATR for every candle (``null`` during warm-up)."""

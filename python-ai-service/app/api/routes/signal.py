@@ -19,7 +19,7 @@ def _signal(model: SignalModel, candles: list[Candle]) -> SignalResponse:
 @router.post(
     "",
     dependencies=[Depends(limit_items("candles"))],
-    responses={status.HTTP_413_REQUEST_ENTITY_TOO_LARGE: {"description": "Too many candles"}},
+    responses={status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"}},
 )
 async def signal(
     body: CandlesRequest, model: SignalModelDep, history: HistoryDep
