@@ -87,7 +87,7 @@ def create_app(
     settings: Settings | None = None, *, openai_http_client: httpx.AsyncClient | None = None
 ) -> FastAPI:
     """Build the service; ``openai_http_client`` exists for tests to inject a fake transport."""
-    cfg = settings or env_settings
+    cfg = env_settings if settings is None else settings
     # Here rather than in the lifespan: uvicorn imports the app before it logs its first line.
     configure_logging(cfg)
     state = ServiceState(

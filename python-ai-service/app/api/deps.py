@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, HTTPException, Request, status
@@ -26,6 +27,8 @@ class ServiceState:
     # Only tests pass a client, to route OpenAI calls through a fake transport.
     openai_http_client: httpx.AsyncClient | None = None
     commentator: Commentator | None = None
+    # get_commentator runs in the thread pool; two first requests must not build two clients.
+    commentator_lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def aclose(self) -> None:
         await self.history.close()
@@ -63,12 +66,14 @@ SignalModelDep = Annotated[SignalModel, Depends(get_model)]
 
 
 def get_commentator(state: StateDep) -> Commentator:
-    if state.commentator is None:
-        try:
-            state.commentator = build_commentator(state.settings, state.openai_http_client)
-        except CommentaryUnavailableError as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
-    return state.commentator
+    # A plain def, so the one-time import of openai happens in the thread pool, off the loop.
+    with state.commentator_lock:
+        if state.commentator is None:
+            try:
+                state.commentator = build_commentator(state.settings, state.openai_http_client)
+            except CommentaryUnavailableError as exc:
+                raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+        return state.commentator
 
 
 CommentatorDep = Annotated[Commentator, Depends(get_commentator)]
