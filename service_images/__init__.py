@@ -1,0 +1,1 @@
+"""Build, inspect, verify and measure the python-ai-service images (CI and full)."""

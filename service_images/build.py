@@ -1,0 +1,196 @@
+"""Build an image variant with BuildKit: base image, CA bundle secret, OCI labels from git."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from service_images import engine
+from service_images.errors import BadCABundle, BuildFailed, BuildKitMissing, MissingFile
+from service_images.variants import (
+    DEFAULT_BASE_IMAGE,
+    IMAGE_NAME,
+    PROJECT_LABEL,
+    ROOT,
+    VARIANT_LABEL,
+    Variant,
+)
+
+CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT")
+CA_SECRET_ID = "ca_bundle"  # the Dockerfiles mount it with this id
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the user can set on any build (the invoke options of the same names)."""
+
+    tag: str | None = None
+    no_cache: bool = False
+    base_image: str = DEFAULT_BASE_IMAGE
+    ca_bundle: str | None = None
+    builder: str | None = None
+    progress: str = "plain"
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    dockerfile: Path | None = None
+    """Build this Dockerfile instead of the variant's (the bench's naive reference)."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    tag: str
+    seconds: float
+    revision: str
+
+
+def resolve_ca_bundle(explicit: str | None) -> Path | None:
+    """The CA bundle to trust inside the build: --ca-bundle, else the standard variables."""
+    if explicit:
+        candidates = [("--ca-bundle", explicit)]
+    else:
+        candidates = [(name, os.environ[name]) for name in CA_BUNDLE_VARIABLES if os.environ.get(name)]
+    for source, value in candidates[:1]:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise BadCABundle(
+                f"CA bundle {value} (from {source}) is not a file: pass --ca-bundle PATH to a PEM "
+                "bundle, or unset the variable."
+            )
+        return path
+    return None
+
+
+def git(*args: str) -> str:
+    result = subprocess.run(
+        ("git", *args), cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def oci_labels(variant: Variant) -> dict[str, str]:
+    """OCI annotations from git: where the image comes from and which commit it is."""
+    source = git("remote", "get-url", "origin")
+    source = re.sub(r"//[^/@]+@", "//", source)  # never leak credentials from the remote URL
+    if not source and os.environ.get("GITHUB_REPOSITORY"):
+        server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        source = f"{server}/{os.environ['GITHUB_REPOSITORY']}"
+    return {
+        "org.opencontainers.image.title": IMAGE_NAME,
+        "org.opencontainers.image.description": variant.description,
+        "org.opencontainers.image.source": source or "unknown",
+        "org.opencontainers.image.revision": git("rev-parse", "HEAD") or "unknown",
+        "org.opencontainers.image.version": git("describe", "--tags", "--always", "--dirty")
+        or "unknown",
+        "org.opencontainers.image.created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        PROJECT_LABEL: "true",
+        VARIANT_LABEL: variant.name,
+    }
+
+
+def build_command(variant: Variant, options: BuildOptions) -> tuple[list[str], dict[str, str]]:
+    """The CLI call for this build, and the environment to run it in."""
+    dockerfile = options.dockerfile or variant.dockerfile
+    for needed in (dockerfile, variant.lock):
+        if not needed.is_file():
+            raise MissingFile(
+                f"{needed.relative_to(ROOT)} is missing: the {variant.name} image is built from it"
+                + (" (run `invoke lock`)." if needed == variant.lock else ".")
+            )
+    front_end = engine.build_front_end()
+    if options.builder and not front_end.supports_builder:
+        raise BuildKitMissing(
+            f"--builder needs the buildx plugin; this client is {front_end.description}."
+        )
+    command = [*front_end.command, "--file", str(dockerfile), "--tag", options.tag or variant.tag]
+    command += ["--progress", options.progress]
+    if options.builder:
+        command += ["--builder", options.builder]
+    if options.no_cache:
+        command.append("--no-cache")
+    build_args = {"BASE_IMAGE": options.base_image, **variant.build_args, **options.build_args}
+    for name, value in build_args.items():
+        command += ["--build-arg", f"{name}={value}"]
+    for name, value in {**oci_labels(variant), **options.labels}.items():
+        command += ["--label", f"{name}={value}"]
+    ca_bundle = resolve_ca_bundle(options.ca_bundle)
+    if ca_bundle:
+        command += ["--secret", f"id={CA_SECRET_ID},src={ca_bundle}"]
+    command.append(str(ROOT))
+    return command, {**os.environ, **front_end.env}
+
+
+def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
+    """Build one variant, streaming BuildKit's progress; BuildFailed names the failing step."""
+    command, env = build_command(variant, options)
+    if not options.builder:
+        # A remote builder fetches the base itself; the local engine must have it.
+        engine.ensure_base_image(engine.client(), options.base_image)
+    tag = options.tag or variant.tag
+    print(f"==> building {tag} from {Path(command[command.index('--file') + 1]).name}", flush=True)
+    started = time.monotonic()
+    if options.progress == "tty":
+        # BuildKit draws its own display; nothing to capture.
+        returncode = subprocess.run(command, env=env, check=False).returncode
+        output: list[str] = []
+    else:
+        returncode, output = _stream(command, env)
+    seconds = time.monotonic() - started
+    if returncode != 0:
+        raise BuildFailed(failure_summary(tag, output, returncode))
+    print(f"==> built {tag} in {seconds:.1f} s", flush=True)
+    revision = next(
+        (arg.split("=", 1)[1] for arg in command if arg.startswith("org.opencontainers.image.revision=")),
+        "unknown",
+    )
+    return BuildResult(tag=tag, seconds=seconds, revision=revision)
+
+
+def _stream(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run the build, echoing its output line by line and keeping it for the failure report."""
+    lines: list[str] = []
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            lines.append(line.rstrip("\n"))
+        sys.stdout.flush()
+    return process.returncode, lines
+
+
+STEP_TITLE = re.compile(r"^#(\d+) (\[.+)$")
+STEP_LINE = re.compile(r"^#(\d+) (?:\d+\.\d+ )?(.*)$")
+
+
+def failure_summary(tag: str, output: list[str], returncode: int, keep: int = 15) -> str:
+    """'build of TAG failed at <step>' plus that step's last lines, from BuildKit's plain output."""
+    titles: dict[str, str] = {}
+    step_lines: dict[str, collections.deque[str]] = collections.defaultdict(
+        lambda: collections.deque(maxlen=keep)
+    )
+    failed = None
+    for line in output:
+        if title := STEP_TITLE.match(line):
+            titles.setdefault(title[1], title[2])
+        elif step := STEP_LINE.match(line):
+            if step[2].startswith("ERROR:"):
+                failed = step[1]
+            else:
+                step_lines[step[1]].append(step[2])
+    if failed is None:
+        last = next((line for line in reversed(output) if line.strip()), "no output")
+        return f"build of {tag} failed (exit {returncode}): {last.strip()}"
+    tail = "\n".join(f"    {line}" for line in step_lines[failed])
+    return (
+        f"build of {tag} failed at {titles.get(failed, 'step #' + failed)}; its last lines:\n"
+        f"{tail}\nfix that step, then build again."
+    )

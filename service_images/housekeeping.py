@@ -1,0 +1,108 @@
+"""`invoke doctor` (can this machine build?) and `invoke clean` (remove what the project made)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from service_images import engine
+from service_images.build import resolve_ca_bundle
+from service_images.errors import ToolError
+from service_images.variants import PROJECT_LABEL
+
+# BuildKit names a cache mount's record after its id; ours all start with this.
+CACHE_ID_PREFIX = "python-ai-service-"
+FULL_BUILD_FREE_GB = 25  # a full build: ~10 GB image + ~10 GB build cache + downloads
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    blocking: bool = True
+
+
+class DoctorFailed(ToolError):
+    exit_code = 12
+
+
+def doctor(*, base_image: str, ca_bundle: str | None) -> None:
+    checks: list[Check] = []
+
+    def attempt(name: str, probe: object, *, blocking: bool = True) -> bool:
+        try:
+            detail = probe() if callable(probe) else str(probe)
+        except ToolError as error:
+            checks.append(Check(name, False, error.message, blocking))
+            return False
+        checks.append(Check(name, True, str(detail), blocking))
+        return True
+
+    engine_ok = attempt("Docker engine", lambda: _engine_description())
+    attempt("BuildKit", lambda: engine.build_front_end().description)
+    if engine_ok:
+        attempt("base image", lambda: _base_description(base_image))
+        attempt("free disk (Docker root)", _disk_description, blocking=False)
+    attempt("CA bundle", lambda: str(resolve_ca_bundle(ca_bundle) or "none (direct TLS)"))
+
+    table = Table(title="Can this machine build the images?")
+    for column in ("check", "status", "detail"):
+        table.add_column(column)
+    for check in checks:
+        status = "[green]ok" if check.ok else ("[red]BLOCKS" if check.blocking else "[yellow]warn")
+        table.add_row(check.name, status, check.detail)
+    Console().print(table)
+    blocking = [check.name for check in checks if not check.ok and check.blocking]
+    if blocking:
+        raise DoctorFailed(f"cannot build: {', '.join(blocking)}; see the table above.")
+
+
+def _engine_description() -> str:
+    info = engine.client().info()
+    return f"{info.get('ServerVersion')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion')})"
+
+
+def _base_description(image: str) -> str:
+    sdk = engine.client()
+    if not engine.image_exists(sdk, image):
+        engine.ensure_base_image(sdk, image)
+    labels = sdk.images.get(image).labels or {}
+    origin = " (bootstrapped from Debian packages)" if PROJECT_LABEL in labels else ""
+    return f"{image}{origin}"
+
+
+def _disk_description() -> str:
+    root = engine.client().info().get("DockerRootDir", "/var/lib/docker")
+    free_gb = shutil.disk_usage(root if shutil.os.path.exists(root) else "/").free / 1e9
+    if free_gb < FULL_BUILD_FREE_GB:
+        raise ToolError(
+            f"{free_gb:.0f} GB free at {root}: the CI image fits, a full build wants "
+            f"{FULL_BUILD_FREE_GB} GB (run `invoke clean`)."
+        )
+    return f"{free_gb:.0f} GB free at {root}"
+
+
+def clean(*, include_base: bool) -> None:
+    """Remove the project's containers, images (base only if asked) and build cache."""
+    sdk = engine.client()
+    label = {"label": PROJECT_LABEL}
+    for container in sdk.containers.list(all=True, filters=label):
+        print(f"==> removing container {container.short_id} ({container.status})")
+        container.remove(force=True)
+    for image in sdk.images.list(filters=label):
+        if "io.python-ai-service.base" in (image.labels or {}) and not include_base:
+            continue
+        for tag in image.tags or [image.id]:
+            print(f"==> removing image {tag}")
+            sdk.images.remove(tag, force=True)
+    # Cache mounts are ours by id; layer cache no image refers to any more is dangling.
+    for prune in (
+        ["docker", "builder", "prune", "--force", "--filter", f"id~={CACHE_ID_PREFIX}"],
+        ["docker", "builder", "prune", "--force"],
+    ):
+        subprocess.run(prune, check=False)

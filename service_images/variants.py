@@ -1,0 +1,131 @@
+"""The one table of image variants.
+
+Everything that differs between the light CI image and the full production image lives here:
+tasks.py, noxfile.py, the image-contract tests, the requirements checks and the bench all read it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service_images.errors import UnknownVariant
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE_NAME = "python-ai-service"
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+
+# Every image, container and cache entry the project creates carries this label, so `invoke clean`
+# can remove exactly what the project made and nothing else.
+PROJECT_LABEL = "io.python-ai-service.project"
+VARIANT_LABEL = "io.python-ai-service.variant"
+
+# Distributions that must never reach the light image, directly or transitively (glob patterns on
+# normalised distribution names).
+HEAVY_PACKAGES = (
+    "tensorflow*",
+    "torch*",
+    "torchvision",
+    "torchaudio",
+    "nvidia-*",
+    "triton",
+    "jax*",
+)
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Limits the bench and the image contract enforce for one variant."""
+
+    image_mb: int
+    """Image size, base included."""
+    size_over_base_ratio: float
+    """Our size above the base / the naive image's size above the base."""
+    cold_build_ratio: float
+    """Our cold build time / the naive Dockerfile's, same run."""
+    peak_build_rss_mb: int
+    """Peak resident memory of the build's processes (page cache excluded)."""
+    healthy_s: float
+    """Container start to Docker health status `healthy`."""
+    rebuild_s: float | None = None
+    """Rebuild after a change to service code only (None: not a target for this variant)."""
+    image_ratio: float | None = None
+    """Our image size / the naive image's (None: not a target for this variant)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One image: how to build it and what it must (and must not) contain."""
+
+    name: str
+    dockerfile: Path
+    requirements: Path
+    lock: Path
+    description: str
+    budgets: Budgets
+    build_args: dict[str, str] = field(default_factory=dict)
+    forbidden: tuple[str, ...] = ()
+    """Distribution patterns that must not be installed."""
+    backends: tuple[str, ...] = ()
+    """Deep-learning backends the image must import and run."""
+
+    @property
+    def tag(self) -> str:
+        return f"{IMAGE_NAME}:{self.name}"
+
+    def forbids(self, distribution: str) -> bool:
+        name = normalise(distribution)
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.forbidden)
+
+
+def normalise(distribution: str) -> str:
+    """PEP 503 name: lower case, runs of `-_.` as one `-`."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+VARIANTS: dict[str, Variant] = {
+    variant.name: variant
+    for variant in (
+        Variant(
+            name="ci",
+            dockerfile=ROOT / "Dockerfile.ci",
+            requirements=ROOT / "requirements-ci.txt",
+            lock=ROOT / "requirements-ci.lock",
+            description="light image for CI: the service without TensorFlow/PyTorch",
+            forbidden=HEAVY_PACKAGES,
+            budgets=Budgets(
+                image_mb=700,
+                size_over_base_ratio=0.5,
+                cold_build_ratio=0.45,
+                rebuild_s=3.0,
+                peak_build_rss_mb=512,
+                healthy_s=3.0,
+            ),
+        ),
+        Variant(
+            name="full",
+            dockerfile=ROOT / "Dockerfile",
+            requirements=ROOT / "requirements.txt",
+            lock=ROOT / "requirements.lock",
+            description="production image: the service with TensorFlow and PyTorch",
+            backends=("torch", "tensorflow"),
+            budgets=Budgets(
+                image_mb=11_000,
+                size_over_base_ratio=0.9,
+                cold_build_ratio=0.6,
+                image_ratio=0.9,
+                peak_build_rss_mb=4096,
+                healthy_s=10.0,
+            ),
+        ),
+    )
+}
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise UnknownVariant(name, tuple(VARIANTS)) from None

@@ -1,0 +1,122 @@
+"""Build, inspect and clean the python-ai-service images (`invoke --list`).
+
+Thin entry points: the logic lives in the `service_images` package, and the variants in its
+one table (`service_images/variants.py`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import Task, task
+
+from service_images import base_image as base
+from service_images import housekeeping, locks
+from service_images.build import BuildOptions, build_image
+from service_images.errors import ToolError
+from service_images.variants import DEFAULT_BASE_IMAGE, VARIANTS, Variant
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BUILD_HELP = {
+    "tag": "Image tag (default: the variant's, e.g. python-ai-service:ci).",
+    "no_cache": "Build without BuildKit's layer cache.",
+    "base_image": f"Base image (default {DEFAULT_BASE_IMAGE}; `invoke base-image` makes one).",
+    "ca_bundle": "CA bundle to trust inside the build (default: SSL_CERT_FILE, "
+    "REQUESTS_CA_BUNDLE or PIP_CERT). Passed as a BuildKit secret, never stored in the image.",
+    "builder": "buildx builder to use (e.g. a remote BuildKit).",
+    "progress": "BuildKit progress output: plain (default) or tty.",
+}
+
+
+def user_errors(function: F) -> F:
+    """Turn ToolError into invoke's Exit: one line and the error's exit code, no traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except ToolError as error:
+            if os.environ.get("SERVICE_IMAGES_DEBUG"):
+                raise
+            raise Exit(f"error: {error.message}", code=error.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def variant_build_task(variant: Variant) -> Task[Any]:
+    """`invoke build-<variant>`, made from the variants table."""
+
+    def build_variant(
+        c: Context,
+        tag: str | None = None,
+        no_cache: bool = False,
+        base_image: str = DEFAULT_BASE_IMAGE,
+        ca_bundle: str | None = None,
+        builder: str | None = None,
+        progress: str = "plain",
+    ) -> None:
+        options = BuildOptions(tag, no_cache, base_image, ca_bundle, builder, progress)
+        build_image(variant, options)
+
+    build_variant.__doc__ = f"Build the {variant.description} ({variant.dockerfile.name})."
+    return task(name=f"build-{variant.name}", help=BUILD_HELP)(user_errors(build_variant))
+
+
+build_ci = variant_build_task(VARIANTS["ci"])
+build_full = variant_build_task(VARIANTS["full"])
+
+
+@task(help={name: text for name, text in BUILD_HELP.items() if name != "tag"})
+@user_errors
+def build(
+    c: Context,
+    no_cache: bool = False,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    ca_bundle: str | None = None,
+    builder: str | None = None,
+    progress: str = "plain",
+) -> None:
+    """Build every image variant."""
+    options = BuildOptions(None, no_cache, base_image, ca_bundle, builder, progress)
+    for variant in VARIANTS.values():
+        build_image(variant, options)
+
+
+@task(help={"tag": f"Tag for the bootstrapped image (default {DEFAULT_BASE_IMAGE})."})
+@user_errors
+def base_image(c: Context, tag: str = DEFAULT_BASE_IMAGE) -> None:
+    """Build a python:3.11-slim equivalent from Debian packages (no registry needed)."""
+    base.bootstrap(tag)
+
+
+@task(
+    help={
+        "base_image": f"Base image to look for (default {DEFAULT_BASE_IMAGE}).",
+        "ca_bundle": BUILD_HELP["ca_bundle"],
+    }
+)
+@user_errors
+def doctor(c: Context, base_image: str = DEFAULT_BASE_IMAGE, ca_bundle: str | None = None) -> None:
+    """Check that this machine can build the images; exit non-zero when something blocks a build."""
+    housekeeping.doctor(base_image=base_image, ca_bundle=ca_bundle)
+
+
+@task(help={"base": "Also remove the bootstrapped base image."})
+@user_errors
+def clean(c: Context, base: bool = False) -> None:
+    """Remove what the project created: its images, stopped containers and build cache."""
+    housekeeping.clean(include_base=base)
+
+
+@task(help={"upgrade": "Move every package to the newest version the pins allow."})
+@user_errors
+def lock(c: Context, upgrade: bool = False) -> None:
+    """Resolve requirements.txt and requirements-ci.txt into hash-pinned locks."""
+    for path in locks.lock_all(upgrade=upgrade):
+        print(f"==> wrote {path.name}")
