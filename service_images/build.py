@@ -42,6 +42,8 @@ class BuildOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     dockerfile: Path | None = None
     """Build this Dockerfile instead of the variant's (the bench's naive reference)."""
+    context: Path = ROOT
+    """Build context (tests build temporary copies of the repository)."""
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,13 @@ def oci_labels(variant: Variant) -> dict[str, str]:
 
 def build_command(variant: Variant, options: BuildOptions) -> tuple[list[str], dict[str, str]]:
     """The CLI call for this build, and the environment to run it in."""
-    dockerfile = options.dockerfile or variant.dockerfile
-    for needed in (dockerfile, variant.lock):
+    dockerfile = options.dockerfile or options.context / variant.dockerfile.relative_to(ROOT)
+    lock = options.context / variant.lock.relative_to(ROOT)
+    for needed in (dockerfile, lock):
         if not needed.is_file():
             raise MissingFile(
-                f"{needed.relative_to(ROOT)} is missing: the {variant.name} image is built from it"
-                + (" (run `invoke lock`)." if needed == variant.lock else ".")
+                f"{needed} is missing: the {variant.name} image is built from it"
+                + (" (run `invoke lock`)." if needed == lock else ".")
             )
     front_end = engine.build_front_end()
     if options.builder and not front_end.supports_builder:
@@ -123,7 +126,7 @@ def build_command(variant: Variant, options: BuildOptions) -> tuple[list[str], d
     ca_bundle = resolve_ca_bundle(options.ca_bundle)
     if ca_bundle:
         command += ["--secret", f"id={CA_SECRET_ID},src={ca_bundle}"]
-    command.append(str(ROOT))
+    command.append(str(options.context))
     return command, {**os.environ, **front_end.env}
 
 

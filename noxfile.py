@@ -1,0 +1,69 @@
+"""Sessions that build and verify the python-ai-service images (`nox -l`).
+
+`nox -s ci_image` is the main job: build the light CI image, then prove its contract.
+`nox` alone runs the default sessions: everything CI runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import nox
+
+from service_images.build import BuildOptions, build_image
+from service_images.errors import ToolError
+from service_images.variants import ROOT, get_variant
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "requirements", "tests", "ci_image", "full_image"]
+
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+TEST_REQUIREMENTS = nox.project.dependency_groups(PYPROJECT, "test")
+REPORTS = ROOT / "reports"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the service and tooling tests on the host (no Docker needed)."""
+    session.install("-r", "requirements-ci.txt", *TEST_REQUIREMENTS, "-e", ".")
+    args = session.posargs or ["tests/service", "tests/tooling"]
+    session.run("pytest", f"--junitxml={REPORTS / 'tests.xml'}", *args)
+
+
+def verify_image(session: nox.Session, variant_name: str) -> None:
+    """Build a variant (unless --image names an existing one), then run its contract suite."""
+    variant = get_variant(variant_name)
+    parser = argparse.ArgumentParser(
+        prog=f"nox -s {variant.name}_image --",
+        description="Other arguments are passed to pytest.",
+    )
+    parser.add_argument("--image", help="verify this existing image instead of building one")
+    args, pytest_args = parser.parse_known_args(session.posargs)
+    session.install(*TEST_REQUIREMENTS, "-e", ".")
+    if args.image is None:
+        try:
+            build_image(variant, BuildOptions())
+        except ToolError as error:
+            session.error(error.message)
+    session.run(
+        "pytest",
+        "tests/image",
+        f"--variant={variant.name}",
+        f"--image={args.image or variant.tag}",
+        f"--junitxml={REPORTS / f'{variant.name}-image.xml'}",
+        *pytest_args,
+    )
+
+
+@nox.session
+def ci_image(session: nox.Session) -> None:
+    """Build the CI image and verify its contract."""
+    verify_image(session, "ci")
+
+
+@nox.session
+def full_image(session: nox.Session) -> None:
+    """Build the full production image and verify its contract."""
+    verify_image(session, "full")
