@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from service_images.errors import MissingFile, RequirementsProblem
@@ -21,19 +22,25 @@ PLATFORM = "x86_64-manylinux_2_28"
 DIGEST_PREFIX = "# inputs-sha256: "
 
 
-def lock_inputs(variant: Variant) -> list[Path]:
-    """The files a variant's lock is resolved from: its requirements, plus the full lock for CI."""
+def lock_inputs(variant: Variant, variants: Mapping[str, Variant] = VARIANTS) -> list[Path]:
+    """The files a variant's lock is resolved from: its requirements, plus the full lock for CI.
+
+    `variants` is the table the full lock is taken from; the requirements check passes a copy
+    rooted elsewhere, so temporary copies are checked against their own full lock.
+    """
     inputs = [variant.requirements]
     if variant.name != "full":
-        inputs.append(VARIANTS["full"].lock)
+        inputs.append(variants["full"].lock)
     return inputs
 
 
-def inputs_digest(variant: Variant) -> str:
+def inputs_digest(variant: Variant, variants: Mapping[str, Variant] = VARIANTS) -> str:
     digest = hashlib.sha256()
-    for path in lock_inputs(variant):
+    for path in lock_inputs(variant, variants):
         if not path.is_file():
-            raise MissingFile(f"{path.relative_to(ROOT)} is missing: run `invoke lock`.")
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            raise MissingFile(f"{shown} is missing: run `invoke lock`.")
+        # Names, not paths: a copy of the files elsewhere has the same digest.
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -47,8 +54,8 @@ def recorded_digest(lock: Path) -> str | None:
     return None
 
 
-def is_stale(variant: Variant) -> bool:
-    return recorded_digest(variant.lock) != inputs_digest(variant)
+def is_stale(variant: Variant, variants: Mapping[str, Variant] = VARIANTS) -> bool:
+    return recorded_digest(variant.lock) != inputs_digest(variant, variants)
 
 
 def lock(variant: Variant, *, upgrade: bool = False) -> Path:
