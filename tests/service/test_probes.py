@@ -110,8 +110,13 @@ def _free_port() -> int:
         return port
 
 
-def test_uvicorn_serves_health_quickly() -> None:
-    """The image's command answers /health well within the CI image's 3 s budget."""
+def test_uvicorn_serves_health_and_json_logs() -> None:
+    """The image's command starts, answers /health and logs JSON under LOG_JSON=true.
+
+    The time bound is loose on purpose: the 3 s budget is the CI image's, checked by the image
+    contract tests; here it only catches a gross regression (the import test above is the
+    precise guard against heavy imports at start-up) without flaking on a busy machine.
+    """
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(SERVICE_ROOT), "LOG_JSON": "true", "IMAGE_VARIANT": "ci"}
     started = time.monotonic()
@@ -145,7 +150,7 @@ def test_uvicorn_serves_health_quickly() -> None:
         server.terminate()
         _, stderr = server.communicate(timeout=20)
     assert status == 200, stderr
-    assert elapsed < 3.0, f"/health took {elapsed:.2f} s"
+    assert elapsed < 10.0, f"/health took {elapsed:.2f} s"
     # LOG_JSON=true: every log line, uvicorn's included, is a JSON record.
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines, "no log output"
