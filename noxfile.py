@@ -32,6 +32,14 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", f"--junitxml={REPORTS / 'tests.xml'}", *args)
 
 
+@nox.session
+def requirements(session: nox.Session) -> None:
+    """Check both requirement files and locks: pins, heavy packages, drift, stale locks."""
+    # Installed, not imported in-process: the check runs with the pinned `packaging` it declares.
+    session.install("-e", ".")
+    session.run("python", "-m", "service_images.requirements", *session.posargs)
+
+
 def verify_image(session: nox.Session, variant_name: str) -> None:
     """Build a variant (unless --image names an existing one), then run its contract suite."""
     variant = get_variant(variant_name)
