@@ -34,6 +34,11 @@ HEAVY_PACKAGES = (
     "jax*",
 )
 
+# Neither image may carry a compiler, a build system or a VCS client into production.
+BUILD_TOOLS = ("gcc", "g++", "cc", "make", "cmake", "git")
+# Nor package-manager caches, or repository files that are not the service.
+LEFTOVER_PATTERNS = ("*/.cache/pip", "*/.cache/uv", "/app/.git", "/app/.env*", "/app/tests")
+
 
 @dataclass(frozen=True)
 class Budgets:

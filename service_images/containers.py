@@ -1,0 +1,83 @@
+"""Run an image's service in a container reachable on loopback, and wait for it with deadlines."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import docker
+import docker.errors
+import docker.models.containers
+import httpx
+
+from service_images.errors import ToolError
+
+SERVICE_PORT = "8000/tcp"
+
+
+class ServiceNotReady(ToolError):
+    exit_code = 13
+
+
+@dataclass
+class Service:
+    """A running container of an image, its service port published on 127.0.0.1 only."""
+
+    container: docker.models.containers.Container
+    url: str
+
+    def logs(self) -> str:
+        with contextlib.suppress(docker.errors.NotFound):
+            return bytes(self.container.logs(tail=80)).decode(errors="replace")
+        return "(container gone)"
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("timeout", 60)
+        return httpx.get(self.url + path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("timeout", 180)  # the full image fits torch/TensorFlow models
+        return httpx.post(self.url + path, **kwargs)
+
+    def run(self, *command: str, timeout: int = 240, user: str = "") -> tuple[int, str]:
+        """Run a command in the container; coreutils' timeout kills it after `timeout` s."""
+        result = self.container.exec_run(["timeout", str(timeout), *command], user=user)
+        return result.exit_code, bytes(result.output).decode(errors="replace")
+
+    def wait_until(self, state: Literal["answers", "healthy"], deadline_s: float) -> float:
+        """Poll until /health answers, or Docker reports `healthy`; the seconds it took."""
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < deadline_s:
+            self.container.reload()
+            if self.container.status == "exited":
+                break
+            if state == "healthy":
+                if self.container.attrs["State"].get("Health", {}).get("Status") == "healthy":
+                    return elapsed
+            else:
+                with contextlib.suppress(httpx.TransportError):
+                    if self.get("/health", timeout=1).status_code == 200:
+                        return elapsed
+            time.sleep(0.1)
+        raise ServiceNotReady(
+            f"the container did not become {state} within {deadline_s:.0f} s "
+            f"(status {self.container.status}); its last logs:\n{self.logs()}"
+        )
+
+
+@contextlib.contextmanager
+def running(sdk: docker.DockerClient, image: str, **run_options: Any) -> Iterator[Service]:
+    """Start the image's own default command; the container is always removed afterwards."""
+    container = sdk.containers.run(
+        image, detach=True, ports={SERVICE_PORT: ("127.0.0.1", None)}, **run_options
+    )
+    try:
+        container.reload()
+        host_port = container.ports[SERVICE_PORT][0]["HostPort"]
+        yield Service(container, f"http://127.0.0.1:{host_port}")
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)

@@ -1,0 +1,62 @@
+"""What is installed: exactly the lock, everything imports, nothing forbidden, backends run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service_images.variants import Variant
+
+
+def test_every_locked_distribution_is_installed_at_its_version(
+    facts: dict[str, Any], locked: dict[str, str]
+) -> None:
+    installed = facts["distributions"]
+    wrong = {
+        name: f"locked {version}, installed {installed.get(name, 'nothing')}"
+        for name, version in locked.items()
+        if installed.get(name) != version
+    }
+    assert not wrong, f"{len(wrong)} distributions differ from the lock: {wrong}"
+
+
+def test_nothing_is_installed_beyond_the_lock(
+    facts: dict[str, Any], locked: dict[str, str]
+) -> None:
+    extra = sorted(set(facts["distributions"]) - set(locked))
+    assert not extra, f"installed but not in the lock: {extra}"
+
+
+def test_every_top_level_module_imports(facts: dict[str, Any], locked: dict[str, str]) -> None:
+    modules = {m for name in locked for m in facts["top_level"].get(name, ())}
+    assert modules, "the probe found no top-level modules at all"
+    failures = {m: error for m, error in facts["import_errors"].items() if m in modules}
+    assert not failures, f"{len(failures)} of {len(modules)} modules fail to import: {failures}"
+
+
+def test_no_forbidden_distribution_or_module(facts: dict[str, Any], variant: Variant) -> None:
+    if not variant.forbidden:
+        pytest.skip(f"the {variant.name} variant forbids no packages")
+    distributions = sorted(name for name in facts["distributions"] if variant.forbids(name))
+    assert not distributions and not facts["forbidden_modules"], (
+        f"the {variant.name} image must not contain {', '.join(variant.forbidden)}; found "
+        f"distributions {distributions} and importable modules {facts['forbidden_modules']}"
+    )
+
+
+def test_backends_import_at_pinned_versions_and_compute(
+    facts: dict[str, Any], variant: Variant, locked: dict[str, str]
+) -> None:
+    if not variant.backends:
+        pytest.skip(f"the {variant.name} variant ships no deep-learning backend")
+    problems = {}
+    for backend in variant.backends:
+        outcome = facts["backends"].get(backend, {"error": "not run"})
+        if "error" in outcome:
+            problems[backend] = outcome["error"]
+        elif outcome["version"] != locked[backend]:
+            problems[backend] = f"version {outcome['version']}, locked {locked[backend]}"
+        elif outcome["result"] != 9.0:  # ones(3x3) @ [0, 1, 2], summed
+            problems[backend] = f"computed {outcome['result']}, expected 9.0"
+    assert not problems, f"backends broken: {problems}"

@@ -1,0 +1,95 @@
+"""The service in the image: healthy, answering, and honest about its backends."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import docker
+import docker.models.images
+
+from service_images.containers import Service, running
+from service_images.variants import Variant
+
+STARTUP_DEADLINE_S = 90
+
+BACKENDS = ("torch", "tensorflow")  # what the forecast endpoint offers
+
+
+def candles(count: int = 60) -> list[dict[str, float]]:
+    """A deterministic, valid OHLCV series."""
+    series = []
+    for i in range(count):
+        close = 100 + 10 * math.sin(i / 5) + i * 0.1
+        open_ = close - math.cos(i / 3)
+        series.append(
+            {
+                "timestamp": 1_700_000_000 + 60 * i,
+                "open": open_,
+                "close": close,
+                "high": max(open_, close) + 0.5,
+                "low": min(open_, close) - 0.5,
+                "volume": 1000 + 10 * i,
+            }
+        )
+    return series
+
+
+def test_becomes_healthy(service: Service) -> None:
+    service.wait_until("healthy", STARTUP_DEADLINE_S)
+
+
+def test_health_answers(service: Service) -> None:
+    response = service.get("/health")
+    assert response.status_code == 200, response.text
+
+
+def test_capabilities_match_the_variant(service: Service, variant: Variant) -> None:
+    response = service.get("/api/v1/capabilities")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert body["image_variant"] == variant.name
+    available = {name for name, lib in body["libraries"].items() if lib["available"]}
+    assert "scikit-learn" in available, body
+    assert available & set(BACKENDS) == set(variant.backends), body
+    assert set(body["forecast_backends"]) == set(variant.backends), body
+
+
+def test_indicators_compute(service: Service) -> None:
+    response = service.post("/api/v1/indicators", json={"candles": candles()})
+    assert response.status_code == 200, response.text
+    latest = response.json()["latest"]
+    assert all(isinstance(latest[name], float) for name in ("rsi", "macd", "ema", "atr")), latest
+
+
+def test_forecast_runs_or_says_which_image_lacks_the_backend(
+    service: Service, variant: Variant
+) -> None:
+    closes = [c["close"] for c in candles(48)]
+    for backend in BACKENDS:
+        response = service.post(
+            "/api/v1/forecast", params={"backend": backend}, json={"closes": closes, "horizon": 3}
+        )
+        if backend in variant.backends:
+            assert response.status_code == 200, f"{backend}: {response.text}"
+            forecast = response.json()["forecast"]
+            assert len(forecast) == 3 and all(math.isfinite(v) for v in forecast), forecast
+        else:
+            assert response.status_code == 503, f"{backend}: {response.text}"
+            message = response.text
+            assert backend in message and variant.name in message, message
+
+
+def test_runs_hardened(docker_client: docker.DockerClient, image: docker.models.images.Image) -> None:
+    """Read-only root, only /tmp writable, no capabilities, no privilege escalation."""
+    with running(
+        docker_client,
+        image.id,
+        read_only=True,
+        tmpfs={"/tmp": ""},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+    ) as hardened:
+        hardened.wait_until("answers", STARTUP_DEADLINE_S)
+        response = hardened.post("/api/v1/indicators", json={"candles": candles()})
+        assert response.status_code == 200, f"{response.text}\n{hardened.logs()}"
