@@ -2,8 +2,9 @@
 # Set up a Debian/Ubuntu machine (as root) to build and test the images:
 #   - a running Docker engine (Debian's docker.io, started by hand where there is no init system),
 #   - BuildKit for the docker client on PATH (the buildx plugin),
-#   - mmdebstrap, for `invoke base-image` where python:3.11-slim cannot be pulled,
-#   - the task suite's Python dependencies (this repository's pyproject.toml).
+#   - the task suite's Python dependencies (this repository's pyproject.toml),
+#   - the base image: python:3.11-slim, pulled, or where no registry answers built from Debian
+#     packages by `invoke base-image` (with mmdebstrap, installed here for that).
 # Idempotent: every step checks first, and a machine where all of it works is left as it is.
 set -euo pipefail
 
@@ -82,5 +83,15 @@ fi
 
 # 4. The task suite (nox, invoke, docker SDK, pytest, testinfra, ...) and our package, editable.
 say "installing the task suite's Python dependencies"
-python3 -m pip install --quiet --disable-pip-version-check -e "$here[dev]"
+python3 -m pip install --quiet --disable-pip-version-check -e "$here"
+# 5. The base image: pulled where a registry answers, else bootstrapped from Debian packages.
+base=python:3.11-slim
+if docker image inspect "$base" >/dev/null 2>&1; then
+    say "base image: $base present"
+elif docker pull --quiet "$base" >/dev/null 2>&1; then
+    say "base image: pulled $base"
+else
+    say "base image: $base cannot be pulled here; building an equivalent (invoke base-image)"
+    (cd "$here" && invoke base-image)
+fi
 say "ready: try 'invoke doctor'"

@@ -1,0 +1,138 @@
+"""The image contract must fail on an image that breaks it, and say what is wrong.
+
+Each case builds a small image FROM the CI image with one thing broken, runs the contract suite
+against it (only the tests that guard that thing), and expects a failure naming the problem.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from service_images import engine
+from service_images.build import CA_SECRET_ID, resolve_ca_bundle
+from service_images.variants import ROOT, VARIANTS
+
+SITE = '"$(python -c "import sysconfig; print(sysconfig.get_paths()[\'purelib\'])")"'
+
+
+@dataclass(frozen=True)
+class Breakage:
+    name: str
+    dockerfile: str
+    """Lines added after `FROM <ci image>`."""
+    tests: str
+    """pytest -k expression: the contract tests that guard this."""
+    expected: str
+    """Text the failure must contain."""
+    needs_ca_bundle: bool = False
+
+
+BREAKAGES = (
+    Breakage(
+        "fake-torch",
+        f"USER root\nRUN site={SITE} && mkdir $site/torch $site/torch-2.9.1.dist-info"
+        " && touch $site/torch/__init__.py $site/torch-2.9.1.dist-info/RECORD"
+        " && printf 'Metadata-Version: 2.1\\nName: torch\\nVersion: 2.9.1\\n'"
+        " > $site/torch-2.9.1.dist-info/METADATA\nUSER app",
+        "forbidden or beyond_the_lock",
+        "torch",
+    ),
+    Breakage("runs-as-root", "USER root", "non_root", "image user is 'root'"),
+    Breakage(
+        "no-pandas",
+        f"USER root\nRUN site={SITE} && rm -r $site/pandas $site/pandas-*.dist-info\nUSER app",
+        "locked_distribution or top_level_module",
+        "pandas",
+    ),
+    Breakage(
+        "gcc-left",
+        "USER root\nRUN printf '#!/bin/sh\\n' > /usr/local/bin/gcc && chmod +x /usr/local/bin/gcc"
+        "\nUSER app",
+        "build_tools",
+        "gcc",
+    ),
+    Breakage(
+        "pip-cache-left",
+        "USER root\nRUN mkdir -p /root/.cache/pip/http && echo cached > /root/.cache/pip/http/x"
+        "\nUSER app",
+        "caches",
+        "/root/.cache/pip",
+    ),
+    Breakage(
+        "ca-bundle-copied",
+        f"USER root\nRUN --mount=type=secret,id={CA_SECRET_ID} cp /run/secrets/{CA_SECRET_ID}"
+        " /opt/bundle\nUSER app",
+        "ca_bundle",
+        "CA certificates are in the image's layers",
+        needs_ca_bundle=True,
+    ),
+    Breakage(
+        "wrong-revision",
+        "LABEL org.opencontainers.image.revision=0000000",
+        "oci_labels",
+        "0000000",
+    ),
+    Breakage("no-healthcheck", "HEALTHCHECK NONE", "healthcheck", "NONE"),
+)
+
+
+@pytest.fixture(scope="module")
+def docker_client() -> Iterator[docker.DockerClient]:
+    sdk = engine.client()
+    if not engine.image_exists(sdk, VARIANTS["ci"].tag):
+        pytest.fail(f"{VARIANTS['ci'].tag} is missing: build it first (invoke build-ci).")
+    yield sdk
+    sdk.close()
+
+
+@pytest.fixture
+def broken_image(
+    request: pytest.FixtureRequest, docker_client: docker.DockerClient, tmp_path: Path
+) -> Iterator[str]:
+    breakage: Breakage = request.param
+    bundle = resolve_ca_bundle(None)
+    if breakage.needs_ca_bundle and bundle is None:
+        pytest.skip("no CA bundle on this host to leak")
+    tag = f"python-ai-service:broken-{breakage.name}-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "Dockerfile").write_text(f"FROM {VARIANTS['ci'].tag}\n{breakage.dockerfile}\n")
+    front_end = engine.build_front_end()
+    command = [*front_end.command, "--quiet", "--tag", tag, str(tmp_path)]
+    if bundle is not None:
+        command[-1:-1] = ["--secret", f"id={CA_SECRET_ID},src={bundle}"]
+    built = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    assert built.returncode == 0, built.stderr
+    try:
+        yield tag
+    finally:
+        try:
+            docker_client.images.remove(tag, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+
+@pytest.mark.parametrize(
+    ("broken_image", "breakage"),
+    [(breakage, breakage) for breakage in BREAKAGES],
+    ids=[breakage.name for breakage in BREAKAGES],
+    indirect=["broken_image"],
+)
+def test_contract_fails_and_names_the_problem(broken_image: str, breakage: Breakage) -> None:
+    contract = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "tests/image", "-p", "no:cacheprovider",
+            "--variant", "ci", "--image", broken_image, "-k", breakage.tests, "-q",
+        ],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    output = contract.stdout + contract.stderr
+    assert contract.returncode == 1, f"the contract did not fail on {breakage.name}:\n{output}"
+    assert breakage.expected in output, f"the failure does not name {breakage.expected!r}:\n{output}"
