@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from service_images.errors import MissingFile, RequirementsProblem
-from service_images.variants import ROOT, VARIANTS, Variant, normalise
+from service_images.variants import ROOT, VARIANTS, Variant
 
 PYTHON_VERSION = "3.11"
 PLATFORM = "x86_64-manylinux_2_28"
@@ -96,12 +96,3 @@ def lock_all(*, upgrade: bool = False) -> list[Path]:
     order = sorted(VARIANTS.values(), key=lambda variant: variant.name != "full")
     return [lock(variant, upgrade=upgrade) for variant in order]
 
-
-def locked_versions(lock: Path) -> dict[str, str]:
-    """`{normalised name: version}` of every package a lock pins."""
-    versions: dict[str, str] = {}
-    for line in lock.read_text().splitlines():
-        if line and not line[0].isspace() and not line.startswith("#") and "==" in line:
-            name, _, rest = line.partition("==")
-            versions[normalise(name.split("[")[0])] = rest.split()[0].rstrip("\\").strip()
-    return versions

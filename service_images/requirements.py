@@ -134,6 +134,15 @@ def read_lock(path: Path, problems: list[str]) -> dict[str, Locked]:
     return {name: Locked(version, tuple(via)) for name, (version, via) in entries.items()}
 
 
+def locked_versions(lock: Path) -> dict[str, str]:
+    """`{name: version}` of every package a lock pins (the image contract's expectation)."""
+    problems: list[str] = []
+    entries = read_lock(lock, problems)
+    if problems:
+        raise RequirementsProblem(" ".join(problems))
+    return {name: entry.version for name, entry in entries.items()}
+
+
 def read_files(variant: Variant, problems: list[str]) -> Files:
     files = Files(variant)
     for path in (variant.requirements, variant.lock):

@@ -23,7 +23,7 @@ from service_images import engine
 from service_images.build import git
 from service_images.containers import Service, running
 from service_images.errors import ToolError
-from service_images.locks import locked_versions
+from service_images.requirements import locked_versions
 from service_images.variants import VARIANTS, Variant, get_variant
 
 PROBE = (Path(__file__).parent / "probe.py").read_text()
