@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import nox
 
+import service_images.audit as dependency_audit
 from service_images.build import BuildOptions, build_image
-from service_images.errors import ToolError
-from service_images.variants import ROOT, get_variant
+from service_images.errors import AuditUnavailable, ToolError
+from service_images.variants import ROOT, VARIANTS, get_variant
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
@@ -75,3 +77,32 @@ def ci_image(session: nox.Session) -> None:
 def full_image(session: nox.Session) -> None:
     """Build the full production image and verify its contract."""
     verify_image(session, "full")
+
+
+@nox.session
+def audit(session: nox.Session) -> None:
+    """Audit both locks for known vulnerabilities (exit 11 when the service cannot answer)."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "audit"))
+    REPORTS.mkdir(exist_ok=True)
+    audits: list[dependency_audit.LockAudit] = []
+    try:
+        for variant in VARIANTS.values():
+            report = REPORTS / f"audit-{variant.name}.json"
+            report.unlink(missing_ok=True)
+            # pip-audit exits 1 for findings and for its own failures alike: the report (or its
+            # absence) tells them apart.
+            output = session.run(
+                *dependency_audit.command(variant.lock, report), silent=True, success_codes=[0, 1]
+            )
+            if output is None:  # --install-only
+                return
+            text = report.read_text() if report.is_file() else None
+            audits.append(dependency_audit.classify(variant.lock.name, str(output), text))
+        for line in dependency_audit.verdict(audits):
+            session.log(line)
+    except AuditUnavailable as error:
+        # Its own exit code, so CI can tell "could not check" from "found something".
+        print(f"error: {error.message}", file=sys.stderr, flush=True)
+        raise SystemExit(error.exit_code) from None
+    except ToolError as error:
+        session.error(error.message)
