@@ -79,6 +79,45 @@ def full_image(session: nox.Session) -> None:
     verify_image(session, "full")
 
 
+# `nox -s lint -- NAME...` runs only some of them (e.g. the security scan runs `hadolint`).
+LINTERS = ("ruff", "mypy", "hadolint", "workflows")
+TYPE_CHECKED = ("service_images", "noxfile.py", "tasks.py", "python-ai-service/app")
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint and type-check the code, the Dockerfiles and the workflows."""
+    linters = session.posargs or list(LINTERS)
+    if unknown := sorted(set(linters) - set(LINTERS)):
+        session.error(f"Usage: nox -s lint -- [{' | '.join(LINTERS)} ...]; unknown: {unknown}")
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    commands: list[tuple[str, ...]] = []
+    if "ruff" in linters:
+        commands += [("ruff", "check", "."), ("ruff", "format", "--check", ".")]
+    if "mypy" in linters:
+        # The service is type-checked against the pins its images run.
+        session.install("-r", "requirements-ci.txt", "-e", ".")
+        commands.append(("mypy", *TYPE_CHECKED))
+    if "hadolint" in linters:
+        dockerfiles = [str(variant.dockerfile.relative_to(ROOT)) for variant in VARIANTS.values()]
+        commands.append(("hadolint", "--config", ".hadolint.yaml", *dockerfiles))
+    if "workflows" in linters:
+        workflows = sorted(str(path.relative_to(ROOT)) for path in WORKFLOWS.glob("*.yml"))
+        commands.append(("actionlint", *workflows))
+        schema = ("check-jsonschema", "--builtin-schema", "vendor.github-workflows")
+        commands.append((*schema, *workflows))
+    # Every linter runs, so one run shows every finding.
+    failed = []
+    for command in commands:
+        try:
+            session.run(*command)
+        except nox.command.CommandFailed:
+            failed.append(" ".join(command[:2]))
+    if failed:
+        session.error(f"lint failed: {'; '.join(failed)}")
+
+
 @nox.session
 def audit(session: nox.Session) -> None:
     """Audit both locks for known vulnerabilities (exit 11 when the service cannot answer)."""
