@@ -1,0 +1,536 @@
+"""The bench's logic without Docker: ratios and budgets, rendering, the README section, reading
+cgroup memory and BuildKit's cache records from fixture files, and spotting other builds.
+
+Fixtures under fixtures/bench/ are real outputs from the 2-core development machine (cgroup v1,
+Docker 20.10, buildx 0.13) plus a cgroup v2 memory.stat of the documented format.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from service_images import bench, report
+from service_images.errors import MissingFile
+from service_images.report import (
+    README_END,
+    README_START,
+    BudgetCheck,
+    Metric,
+    ReadmeMarkersMissing,
+    Report,
+    VariantResult,
+)
+from service_images.variants import ROOT, VARIANTS, Budgets
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bench"
+X = report.TIMES  # the multiplication sign
+CI_BUDGETS = VARIANTS["ci"].budgets
+
+
+def metrics(**pairs: tuple[float | None, float | None]) -> dict[str, Metric]:
+    return {key: Metric(key, naive, ours) for key, (naive, ours) in pairs.items()}
+
+
+def ci_result(**overrides: tuple[float | None, float | None]) -> VariantResult:
+    figures = metrics(
+        cold_build_s=(25.0, 10.0),
+        rebuild_s=(3.0, 1.5),
+        peak_build_rss_mb=(400.0, 300.0),
+        image_mb=(750.0, 382.0),
+        over_base_mb=(512.0, 144.0),
+        layers=(8, 9),
+        distributions=(60, 55),
+        health_s=(2.0, 1.8),
+        healthy_s=(None, 5.2),
+        contract_s=(None, 30.0),
+    )
+    figures.update(metrics(**overrides))
+    return VariantResult(
+        "ci",
+        VARIANTS["ci"].description,
+        figures,
+        report.evaluate_budgets(CI_BUDGETS, figures),
+        notes=["peak build memory: cgroup v1 memory.stat total_rss"],
+        images={"ours": "python-ai-service:bench-ci", "naive": "python-ai-service:bench-ci-naive"},
+    )
+
+
+def sample_report(result: VariantResult | None = None) -> Report:
+    return Report(
+        date="2026-11-28T18:40:00+00:00",
+        machine={
+            "cpus": 2,
+            "memory_gib": 23.5,
+            "kernel": "6.1.0",
+            "docker_server": "20.10.24+dfsg1",
+            "buildx": "0.13.1+ds1",
+            "cgroup_version": "1",
+        },
+        tools={"python": "3.11.7", "BuildKit": "v0.8+unknown"},
+        variants=[result or ci_result()],
+        notes=["cache mounts: pruned by record id"],
+    )
+
+
+# --- Ratios and budgets ---------------------------------------------------------------------------
+
+
+def test_ratio_is_ours_over_naive() -> None:
+    assert Metric("cold_build_s", 20.0, 5.0).ratio == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(("naive", "ours"), [(None, 1.0), (1.0, None), (0.0, 1.0), (None, None)])
+def test_ratio_is_missing_when_it_cannot_be_taken(naive: float | None, ours: float | None) -> None:
+    assert Metric("x", naive, ours).ratio is None
+
+
+def test_budgets_within_limits_pass() -> None:
+    checks = ci_result().budgets
+    assert {check.budget for check in checks} == {
+        "cold_build_ratio",
+        "rebuild_s",
+        "peak_build_rss_mb",
+        "image_mb",
+        "size_over_base_ratio",
+        "healthy_s",
+    }, "ci sets no image_ratio: no check for it"
+    by_name = {check.budget: check for check in checks}
+    assert by_name["cold_build_ratio"].value == pytest.approx(0.4)
+    assert by_name["size_over_base_ratio"].value == pytest.approx(144 / 512)
+    assert by_name["rebuild_s"].value == 1.5
+    assert by_name["healthy_s"].ok is False, "5.2 s is over the 3 s budget"
+
+
+def test_each_exceeded_budget_is_named_with_value_and_limit() -> None:
+    result = ci_result(cold_build_s=(20.0, 12.0), peak_build_rss_mb=(400.0, 600.0))
+    lines = sample_report(result).exceeded()
+    assert len(lines) == 3
+    joined = "\n".join(lines)
+    assert f"ci cold build ours/naive 0.60{X} > 0.45{X} (cold_build_ratio)" in joined
+    assert "ci peak build memory (RSS) 600 MB > 512 MB (peak_build_rss_mb)" in joined
+    assert "(healthy_s)" in joined
+
+
+def test_unmeasured_figures_are_not_counted_as_exceeded() -> None:
+    result = ci_result(peak_build_rss_mb=(None, None), healthy_s=(None, None))
+    checks = {check.budget: check for check in result.budgets}
+    assert checks["peak_build_rss_mb"].ok is None
+    assert checks["healthy_s"].ok is None
+    assert sample_report(result).exceeded() == []
+
+
+def test_ratio_budgets_of_the_full_variant() -> None:
+    budgets = Budgets(
+        image_mb=11_000,
+        size_over_base_ratio=0.9,
+        cold_build_ratio=0.6,
+        peak_build_rss_mb=4096,
+        healthy_s=10.0,
+        image_ratio=0.9,
+    )
+    figures = metrics(image_mb=(10_000.0, 9_500.0), cold_build_s=(300.0, 240.0))
+    checks = {check.budget: check for check in report.evaluate_budgets(budgets, figures)}
+    assert checks["image_ratio"].value == pytest.approx(0.95)
+    assert checks["image_ratio"].ok is False
+    assert checks["cold_build_ratio"].ok is False
+    assert checks["rebuild_s"].ok if "rebuild_s" in checks else True
+    assert checks["healthy_s"].ok is None, "not measured: no figure"
+
+
+def test_budget_rules_name_real_fields_and_metrics() -> None:
+    for rule in report.BUDGET_RULES:
+        assert hasattr(CI_BUDGETS, rule.budget)
+        assert rule.metric in report.SPECS
+
+
+# --- JSON -----------------------------------------------------------------------------------------
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    original = sample_report(ci_result(cold_build_s=(20.0, 12.0)))
+    path = tmp_path / "bench.json"
+    report.save(original, path)
+    data = json.loads(path.read_text())
+    assert data["variants"][0]["metrics"]["cold_build_s"]["ratio"] == pytest.approx(0.6)
+    assert data["exceeded"] == original.exceeded()
+    loaded = report.load(path)
+    assert loaded.to_json() == original.to_json()
+
+
+def test_missing_results_say_to_run_the_bench(tmp_path: Path) -> None:
+    with pytest.raises(MissingFile, match="invoke bench"):
+        report.load(tmp_path / "bench.json")
+
+
+# --- Markdown -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (None, "s", "n/a"),
+        (2.345, "s", "2.35 s"),
+        (25.34, "s", "25.3 s"),
+        (9876.4, "MB", "9,876 MB"),
+        (57, "count", "57"),
+    ],
+)
+def test_format_value(value: float | None, unit: str, text: str) -> None:
+    assert report.format_value(value, unit) == text
+
+
+def test_markdown_has_one_table_per_variant_with_ratio_and_budget() -> None:
+    markdown = report.render_markdown(sample_report())
+    assert "| metric | naive | ours | ratio (ours/naive) | budget |" in markdown
+    assert f"| cold build | 25.0 s | 10.0 s | 0.40{X} | ratio ≤ 0.45{X} ✅ |" in markdown
+    assert "| start → Docker `healthy` | n/a | 5.20 s | n/a | ours ≤ 3.00 s ❌ |" in markdown
+    assert "| contract suite | n/a | 30.0 s | n/a |  |" in markdown
+    assert "2 CPUs, 24 GiB RAM, Linux 6.1.0, Docker Engine 20.10.24+dfsg1" in markdown
+    assert "**Budgets exceeded:**" in markdown
+    assert "- peak build memory: cgroup v1 memory.stat total_rss" in markdown
+
+
+def test_markdown_rows_all_have_five_cells() -> None:
+    table = report.render_variant_table(ci_result())
+    rows = table.splitlines()
+    assert len(rows) == 2 + len(report.METRICS)
+    assert all(row.count(" | ") == 4 for row in rows)
+
+
+# --- README section -------------------------------------------------------------------------------
+
+README = textwrap.dedent(
+    f"""\
+    # python-ai-service
+
+    Intro written by hand.
+
+    ## Performance
+
+    {README_START}
+    figures typed by hand: 85% faster!
+    {README_END}
+
+    ## Afterwards
+    Also by hand.
+    """
+)
+
+
+def test_readme_section_is_replaced_between_the_markers_only() -> None:
+    section = report.render_readme_section(sample_report(), chart="docs/bench.png")
+    updated = report.replace_readme_section(README, section)
+    before, _, rest = README.partition(README_START)
+    _, _, after = rest.partition(README_END)
+    assert updated.startswith(before + README_START + "\n")
+    assert updated.endswith(README_END + after)
+    assert "85% faster" not in updated
+    assert f"| cold build | 25.0 s | 10.0 s | 0.40{X} |" in updated
+    assert "![ours/naive per figure, lower is better](docs/bench.png)" in updated
+    assert "Measured 2026-11-28T18:40:00+00:00" in updated
+    assert "Tools: python 3.11.7, BuildKit v0.8+unknown." in updated
+
+
+def test_readme_regeneration_is_idempotent() -> None:
+    section = report.render_readme_section(sample_report())
+    once = report.replace_readme_section(README, section)
+    assert report.replace_readme_section(once, section) == once
+    assert "![" not in once, "no chart link unless a committed chart is given"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# README without markers\n",
+        f"only the start {README_START}\n",
+        f"{README_END}\nreversed\n{README_START}\n",
+        f"{README_START}\n{README_END}\n{README_START}\n{README_END}\n",
+    ],
+)
+def test_readme_without_one_pair_of_markers_is_a_clear_error(text: str) -> None:
+    with pytest.raises(ReadmeMarkersMissing, match="bench:"):
+        report.replace_readme_section(text, "section")
+
+
+def test_regenerate_readme_from_json(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    results = tmp_path / "bench.json"
+    report.save(sample_report(), results)
+    bench.regenerate_readme(readme=readme, results=results, chart=tmp_path / "docs" / "none.png")
+    text = readme.read_text()
+    assert "Intro written by hand." in text
+    assert "Also by hand." in text
+    assert f"| layers | 8 | 9 | 1.12{X} |  |" in text
+
+
+def test_regenerate_readme_needs_the_readme(tmp_path: Path) -> None:
+    results = tmp_path / "bench.json"
+    report.save(sample_report(), results)
+    with pytest.raises(ReadmeMarkersMissing, match="does not exist"):
+        bench.regenerate_readme(readme=tmp_path / "README.md", results=results)
+
+
+# --- Chart ----------------------------------------------------------------------------------------
+
+
+def test_chart_is_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "bench.png"
+    report.render_chart(sample_report(), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- Build memory from cgroup files ---------------------------------------------------------------
+
+
+def test_parse_memory_stat_v1() -> None:
+    stat = bench.parse_memory_stat((FIXTURES / "cgroup-v1-memory.stat").read_text())
+    assert stat["total_rss"] == 61_956_096
+    assert stat["total_cache"] == 5_645_901_824, "page cache is there, and must not be used"
+
+
+def cgroup_v1(root: Path) -> Path:
+    path = root / "memory" / "docker" / "buildkit" / "memory.stat"
+    path.parent.mkdir(parents=True)
+    shutil.copyfile(FIXTURES / "cgroup-v1-memory.stat", path)
+    return root
+
+
+def test_v1_reads_total_rss_of_the_buildkit_cgroup(tmp_path: Path) -> None:
+    root = cgroup_v1(tmp_path)
+    assert bench.cgroup_version(root) == 1
+    reading = bench.read_build_memory(root, bench.memory_candidates(root))
+    assert reading is not None
+    value, source = reading
+    assert value == 61_956_096
+    assert source.key == "total_rss"
+
+
+def test_v2_reads_anon_of_the_buildkit_cgroup(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    path = tmp_path / "docker" / "buildkit" / "memory.stat"
+    path.parent.mkdir(parents=True)
+    shutil.copyfile(FIXTURES / "cgroup-v2-memory.stat", path)
+    reading = bench.read_build_memory(tmp_path, bench.memory_candidates(tmp_path))
+    assert reading is not None
+    assert reading[0] == 283_115_520
+    assert "anon" in reading[1].description
+
+
+def test_v2_systemd_scopes_add_up_and_skip_ordinary_containers(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("memory\n")
+    stat = (FIXTURES / "cgroup-v2-memory.stat").read_text()
+    for name in (
+        "docker-k3x9buildkitstep1.scope",
+        "docker-q7y2buildkitstep2.scope",
+        "docker-" + "a" * 64 + ".scope",
+    ):
+        (tmp_path / "system.slice" / name).mkdir(parents=True)
+        (tmp_path / "system.slice" / name / "memory.stat").write_text(stat)
+    reading = bench.read_build_memory(tmp_path, bench.memory_candidates(tmp_path))
+    assert reading is not None
+    assert reading[0] == 2 * 283_115_520
+
+
+def test_sampler_keeps_the_peak(tmp_path: Path) -> None:
+    root = cgroup_v1(tmp_path)
+    stat = root / "memory" / "docker" / "buildkit" / "memory.stat"
+    sampler = bench.PeakSampler(root, enabled=False)
+    for rss in (100 * bench.MB, 700 * bench.MB, 300 * bench.MB):
+        stat.write_text(f"rss 0\ntotal_cache 999999999999\ntotal_rss {rss}\n")
+        sampler._sample()
+    assert sampler.peak_mb == pytest.approx(700)
+
+
+def test_sampler_thread_samples_while_the_block_runs(tmp_path: Path) -> None:
+    root = cgroup_v1(tmp_path)
+    with bench.PeakSampler(root, interval=0.01) as sampler:
+        pass
+    assert sampler.peak == 61_956_096
+    assert "total_rss" in sampler.describe()
+
+
+def test_no_cgroup_file_is_not_measurable(tmp_path: Path) -> None:
+    with bench.PeakSampler(tmp_path, interval=0.01) as sampler:
+        pass
+    assert sampler.peak_mb is None
+    assert "not measurable here" in sampler.describe()
+
+
+@pytest.mark.parametrize(
+    ("docker_host", "local"),
+    [
+        (None, True),
+        ("", True),
+        ("unix:///var/run/docker.sock", True),
+        ("tcp://10.0.0.5:2376", False),
+    ],
+)
+def test_memory_is_only_sampled_for_a_local_engine(docker_host: str | None, local: bool) -> None:
+    assert bench.engine_is_local(docker_host) is local
+
+
+# --- BuildKit cache records -----------------------------------------------------------------------
+
+DOCKERFILE = textwrap.dedent(
+    """\
+    ARG BASE_IMAGE=python:3.11-slim
+    FROM ${BASE_IMAGE} AS uv
+    ARG UV_VERSION=0.13.9
+    # The optional CA bundle secret ...
+    RUN --mount=type=cache,id=python-ai-service-pip,target=/root/.cache/pip \\
+        --mount=type=secret,id=ca_bundle \\
+        if [ -f /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \\
+        && python -m venv /opt/uv \\
+        && /opt/uv/bin/pip install --disable-pip-version-check --quiet "uv==${UV_VERSION}"
+
+    FROM ${BASE_IMAGE}
+    RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \\
+        --mount=type=bind,from=uv,source=/opt/uv,target=/opt/uv \\
+        --mount=type=secret,id=ca_bundle \\
+        if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi \\
+        && export UV_CACHE_DIR=/root/.cache/uv UV_LINK_MODE=copy \\
+            UV_PYTHON_DOWNLOADS=never UV_NO_BUILD=1 \\
+        && /opt/uv/bin/uv venv --quiet --python "$(command -v python)" /opt/venv \\
+        && /opt/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \\
+            --require-hashes --no-deps -r /tmp/requirements.lock \\
+        && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \\
+        && rm /tmp/requirements.lock
+    RUN --mount=type=cache,id=someone-else,target=/root/.cache/other echo not ours
+    """
+)
+
+
+def records() -> list[bench.CacheRecord]:
+    return bench.parse_du_verbose((FIXTURES / "buildx-du-verbose.txt").read_text())
+
+
+def test_parse_du_verbose() -> None:
+    parsed = records()
+    assert [record.type for record in parsed] == [
+        "exec.cachemount",
+        "exec.cachemount",
+        "exec.cachemount",
+        "regular",
+        "source.local",
+    ]
+    assert parsed[0].id == "qfwaitub391p2x1fcyuzsdofq"
+    assert parsed[0].size == "9.309GB"
+    assert parsed[0].description.startswith("cached mount /root/.cache/uv from exec /bin/sh -c if")
+
+
+def test_in_use_marker_is_not_part_of_the_id() -> None:
+    parsed = bench.parse_du_verbose("ID:\t\tabc123*\nType:\t\tregular\nDescription:\tx\n")
+    assert parsed[0].id == "abc123"
+
+
+def test_cache_mount_descriptions_only_for_our_ids() -> None:
+    descriptions = bench.cache_mount_descriptions(DOCKERFILE)
+    assert len(descriptions) == 2
+    assert all(d.startswith("cached mount /root/.cache/") for d in descriptions)
+    assert not any("other" in d for d in descriptions)
+
+
+def test_our_cache_mounts_are_recognised_in_real_records() -> None:
+    ours, unattributed = bench.select_cache_mounts(
+        records(), bench.cache_mount_descriptions(DOCKERFILE)
+    )
+    assert sorted(record.id for record in ours) == [
+        "oqwfpuvj4xhjt34tgxz21f7g0",
+        "qfwaitub391p2x1fcyuzsdofq",
+    ]
+    assert unattributed == [], "the probe's cache mount is on another target"
+
+
+def test_a_cache_mount_from_an_older_dockerfile_is_reported_not_pruned() -> None:
+    changed = DOCKERFILE.replace("--require-hashes --no-deps", "--require-hashes")
+    ours, unattributed = bench.select_cache_mounts(
+        records(), bench.cache_mount_descriptions(changed)
+    )
+    assert [record.id for record in ours] == ["oqwfpuvj4xhjt34tgxz21f7g0"]
+    assert [record.id for record in unattributed] == ["qfwaitub391p2x1fcyuzsdofq"]
+
+
+def test_the_real_dockerfiles_declare_cache_mounts_the_bench_can_find() -> None:
+    for variant in VARIANTS.values():
+        descriptions = bench.cache_mount_descriptions(variant.dockerfile.read_text())
+        assert descriptions, f"{variant.dockerfile.name}: no `python-ai-service-*` cache mount"
+
+
+def test_id_filter_matches_exactly_the_given_records() -> None:
+    assert bench.id_filter(["b2", "a1"]) == "id=^(a1|b2)$"
+
+
+# --- Other builds ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "is_build"),
+    [
+        (["docker", "buildx", "build", "--load", "."], True),
+        (["/usr/local/lib/docker/cli-plugins/docker-buildx", "buildx", "build", "."], True),
+        (["docker", "build", "-t", "x", "."], True),
+        (["/usr/bin/docker", "image", "build", "."], True),
+        (["docker", "buildx", "du", "--verbose"], False),
+        (["docker", "builder", "prune", "-f"], False),
+        (["docker", "run", "--rm", "python-ai-service:ci"], False),
+        (["python", "-m", "pytest", "tests/tooling/test_bench.py"], False),
+        (["invoke", "build-ci"], False),
+        ([], False),
+    ],
+)
+def test_is_build_command(argv: list[str], is_build: bool) -> None:
+    assert bench.is_build_command(argv) is is_build
+
+
+def test_other_builds_reads_proc(tmp_path: Path) -> None:
+    def process(pid: int, *argv: str) -> None:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+
+    process(10, "docker", "buildx", "build", "--load", ".")
+    process(11, "bash")
+    process(12, "docker", "build", ".")
+    (tmp_path / "self").mkdir()
+    found = bench.other_builds(tmp_path, own_pid=12)
+    assert found == [(10, "docker buildx build --load .")]
+
+
+# --- The temporary build context ------------------------------------------------------------------
+
+
+def test_code_change_happens_in_a_copy_only(tmp_path: Path) -> None:
+    real = (ROOT / bench.SERVICE_FILE).read_bytes()
+    context = bench.copy_context(tmp_path / "context")
+    bench.change_service_code(context)
+    assert (ROOT / bench.SERVICE_FILE).read_bytes() == real
+    copied = (context / bench.SERVICE_FILE).read_bytes()
+    assert copied.startswith(real)
+    assert b"# bench: a code-only change" in copied[len(real) :]
+    for variant in VARIANTS.values():
+        assert (context / variant.dockerfile.relative_to(ROOT)).is_file()
+        assert (context / bench.NAIVE_DIR / variant.dockerfile.name).is_file(), (
+            f"no naive reference for {variant.dockerfile.name}"
+        )
+    assert not list(context.rglob("__pycache__"))
+
+
+def test_bench_tags_never_collide_with_the_user_tags() -> None:
+    for variant in VARIANTS.values():
+        tags = bench.bench_tags(variant).values()
+        assert variant.tag not in tags
+        assert len(set(tags)) == 4
+        assert all(":bench-" in tag for tag in tags)
+
+
+def test_budget_check_description_for_absolute_limit() -> None:
+    check = BudgetCheck("rebuild_s", "rebuild_s", False, 3.0, 4.5)
+    assert check.describe("ci") == (
+        "ci rebuild after a service-code change 4.50 s > 3.00 s (rebuild_s)"
+    )
