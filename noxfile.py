@@ -145,3 +145,12 @@ def audit(session: nox.Session) -> None:
         raise SystemExit(error.exit_code) from None
     except ToolError as error:
         session.error(error.message)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Measure both images against naive Dockerfiles (`-- --variant ci`); not in the default run."""
+    bench_requirements = nox.project.dependency_groups(PYPROJECT, "bench")
+    # pytest: the bench times the image-contract suite too.
+    session.install(*bench_requirements, *TEST_REQUIREMENTS, "-e", ".")
+    session.run("python", "-m", "service_images.bench", *session.posargs)

@@ -120,3 +120,42 @@ def lock(c: Context, upgrade: bool = False) -> None:
     """Resolve requirements.txt and requirements-ci.txt into hash-pinned locks."""
     for path in locks.lock_all(upgrade=upgrade):
         print(f"==> wrote {path.name}")
+
+
+@task(
+    help={
+        "variant": "Which image to measure: ci, full or all (default all; full wants ~25 GB free "
+        "and a long time).",
+        "keep": "Keep the bench's images and build cache (default: remove what it created).",
+        "output": "Where bench.json, bench.md, bench.png and the build log go (default reports).",
+        "base_image": BUILD_HELP["base_image"],
+        "ca_bundle": BUILD_HELP["ca_bundle"],
+    }
+)
+@user_errors
+def bench(
+    c: Context,
+    variant: str = "all",
+    keep: bool = False,
+    output: str = "reports",
+    base_image: str = DEFAULT_BASE_IMAGE,
+    ca_bundle: str | None = None,
+) -> None:
+    """Measure each image against a naive Dockerfile in one run; exit 10 over a budget."""
+    from pathlib import Path
+
+    # Imported here: the bench pulls in more than the other tasks need to start.
+    from service_images.bench import BenchOptions, parse_variants, run_bench
+
+    run_bench(BenchOptions(parse_variants(variant), keep, Path(output), base_image, ca_bundle))
+
+
+@task(help={"results": "Bench results to render (default reports/bench.json)."})
+@user_errors
+def readme(c: Context, results: str = "reports/bench.json") -> None:
+    """Regenerate README.md's performance section (between its bench markers) from the bench."""
+    from pathlib import Path
+
+    from service_images.bench import regenerate_readme
+
+    regenerate_readme(results=Path(results))
