@@ -994,11 +994,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m service_images.bench",
         description="Build each variant and its naive reference; measure and compare them.",
     )
-    parser.add_argument("--variant", choices=[*VARIANTS, "all"], default="all")
+    parser.add_argument(
+        "--variant", choices=[*VARIANTS, "all"], default="all", help="what to measure (all)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the images and build cache")
-    parser.add_argument("--output", type=Path, default=ROOT / "reports")
-    parser.add_argument("--base-image", default=DEFAULT_BASE_IMAGE)
-    parser.add_argument("--ca-bundle", default=None)
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "reports", help="where the results go (reports/)"
+    )
+    parser.add_argument(
+        "--base-image", default=DEFAULT_BASE_IMAGE, help=f"base image ({DEFAULT_BASE_IMAGE})"
+    )
+    parser.add_argument(
+        "--ca-bundle", help="CA bundle for the builds (default: SSL_CERT_FILE and friends)"
+    )
     args = parser.parse_args(argv)
     options = BenchOptions(
         parse_variants(args.variant), args.keep, args.output, args.base_image, args.ca_bundle

@@ -300,7 +300,7 @@ def describe_machine(machine: Mapping[str, Any]) -> str:
     parts = [
         f"{machine.get('cpus', '?')} CPUs",
         f"{memory:.0f} GiB RAM" if isinstance(memory, (int, float)) else "? GiB RAM",
-        f"Linux {machine.get('kernel', '?')}",
+        f"{machine.get('os', 'Linux')} (kernel {machine.get('kernel', '?')})",
         f"Docker Engine {machine.get('docker_server', '?')}",
         f"buildx {machine.get('buildx', '?')}",
         f"cgroup v{machine.get('cgroup_version', '?')}",

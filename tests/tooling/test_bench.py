@@ -67,6 +67,7 @@ def sample_report(result: VariantResult | None = None) -> Report:
             "cpus": 2,
             "memory_gib": 23.5,
             "kernel": "6.1.0",
+            "os": "Debian GNU/Linux 12 (bookworm)",
             "docker_server": "20.10.24+dfsg1",
             "buildx": "0.13.1+ds1",
             "cgroup_version": "1",
@@ -190,7 +191,10 @@ def test_markdown_has_one_table_per_variant_with_ratio_and_budget() -> None:
     assert f"| cold build | 25.0 s | 10.0 s | 0.40{X} | ratio ≤ 0.45{X} ✅ |" in markdown
     assert "| start → Docker `healthy` | n/a | 5.20 s | n/a | ours ≤ 3.00 s ❌ |" in markdown
     assert "| contract suite | n/a | 30.0 s | n/a |  |" in markdown
-    assert "2 CPUs, 24 GiB RAM, Linux 6.1.0, Docker Engine 20.10.24+dfsg1" in markdown
+    assert (
+        "2 CPUs, 24 GiB RAM, Debian GNU/Linux 12 (bookworm) (kernel 6.1.0), "
+        "Docker Engine 20.10.24+dfsg1" in markdown
+    )
     assert "**Budgets exceeded:**" in markdown
     assert "- peak build memory: cgroup v1 memory.stat total_rss" in markdown
 
