@@ -48,7 +48,8 @@ RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /u
 COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
 COPY python-ai-service/app ./app
-USER app
+# Numeric, so Kubernetes runAsNonRoot can verify it without the image's /etc/passwd.
+USER 10001:10001
 EXPOSE 8000
 # Python, not curl: the image carries no HTTP client binaries.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \

@@ -19,7 +19,14 @@ from service_images.variants import ROOT, VARIANTS, get_variant
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "requirements", "tests", "ci_image", "full_image"]
+nox.options.sessions = [
+    "lint",
+    "requirements",
+    "tests",
+    "ci_image",
+    "contract_selftest",
+    "full_image",
+]
 
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 TEST_REQUIREMENTS = nox.project.dependency_groups(PYPROJECT, "test")
@@ -77,6 +84,18 @@ def ci_image(session: nox.Session) -> None:
 def full_image(session: nox.Session) -> None:
     """Build the full production image and verify its contract."""
     verify_image(session, "full")
+
+
+@nox.session
+def contract_selftest(session: nox.Session) -> None:
+    """Prove the image contract fails on deliberately broken CI images."""
+    session.install(*TEST_REQUIREMENTS, "-e", ".")
+    try:
+        build_image(get_variant("ci"), BuildOptions())  # the broken images start from it
+    except ToolError as error:
+        session.error(error.message)
+    report = REPORTS / "contract-selftest.xml"
+    session.run("pytest", "tests/contract", f"--junitxml={report}", *session.posargs)
 
 
 # `nox -s lint -- NAME...` runs only some of them (e.g. the security scan runs `hadolint`).

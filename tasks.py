@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,7 +21,7 @@ from service_images import base_image as base
 from service_images import housekeeping, locks
 from service_images.build import BuildOptions, build_image
 from service_images.errors import ToolError
-from service_images.variants import DEFAULT_BASE_IMAGE, VARIANTS, Variant
+from service_images.variants import DEFAULT_BASE_IMAGE, VARIANTS, Variant, get_variant
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,7 +67,10 @@ def variant_build_task(variant: Variant) -> Task[Any]:
         build_image(variant, options)
 
     build_variant.__doc__ = f"Build the {variant.description} ({variant.dockerfile.name})."
-    return task(name=f"build-{variant.name}", help=BUILD_HELP)(user_errors(build_variant))
+    made: Task[Any] = task(name=f"build-{variant.name}", help=BUILD_HELP)(
+        user_errors(build_variant)
+    )
+    return made
 
 
 build_ci = variant_build_task(VARIANTS["ci"])
@@ -112,6 +117,21 @@ def doctor(c: Context, base_image: str = DEFAULT_BASE_IMAGE, ca_bundle: str | No
 def clean(c: Context, base: bool = False) -> None:
     """Remove what the project created: its images, stopped containers and build cache."""
     housekeeping.clean(include_base=base)
+
+
+@task(
+    help={
+        "variant": f"Contract to verify: {' or '.join(VARIANTS)}.",
+        "image": "Image to verify (default: the variant's tag); it is not built.",
+    }
+)
+@user_errors
+def test_image(c: Context, variant: str = "ci", image: str | None = None) -> None:
+    """Verify an existing image against its variant's contract (pytest + testinfra)."""
+    get_variant(variant)  # an unknown variant is a one-line error, not a pytest usage dump
+    tag = image or VARIANTS[variant].tag
+    pytest = [sys.executable, "-m", "pytest", "tests/image", "--variant", variant, "--image", tag]
+    c.run(shlex.join(pytest))
 
 
 @task(help={"upgrade": "Move every package to the newest version the pins allow."})

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from service_images import engine
@@ -58,7 +58,9 @@ def resolve_ca_bundle(explicit: str | None) -> Path | None:
     if explicit:
         candidates = [("--ca-bundle", explicit)]
     else:
-        candidates = [(name, os.environ[name]) for name in CA_BUNDLE_VARIABLES if os.environ.get(name)]
+        candidates = [
+            (name, os.environ[name]) for name in CA_BUNDLE_VARIABLES if os.environ.get(name)
+        ]
     for source, value in candidates[:1]:
         path = Path(value).expanduser()
         if not path.is_file():
@@ -91,7 +93,7 @@ def oci_labels(variant: Variant) -> dict[str, str]:
         "org.opencontainers.image.revision": git("rev-parse", "HEAD") or "unknown",
         "org.opencontainers.image.version": git("describe", "--tags", "--always", "--dirty")
         or "unknown",
-        "org.opencontainers.image.created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "org.opencontainers.image.created": datetime.now(UTC).isoformat(timespec="seconds"),
         PROJECT_LABEL: "true",
         VARIANT_LABEL: variant.name,
     }
@@ -150,7 +152,11 @@ def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
         raise BuildFailed(failure_summary(tag, output, returncode))
     print(f"==> built {tag} in {seconds:.1f} s", flush=True)
     revision = next(
-        (arg.split("=", 1)[1] for arg in command if arg.startswith("org.opencontainers.image.revision=")),
+        (
+            arg.split("=", 1)[1]
+            for arg in command
+            if arg.startswith("org.opencontainers.image.revision=")
+        ),
         "unknown",
     )
     return BuildResult(tag=tag, seconds=seconds, revision=revision)
@@ -160,7 +166,12 @@ def _stream(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
     """Run the build, echoing its output line by line and keeping it for the failure report."""
     lines: list[str] = []
     with subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:

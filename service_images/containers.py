@@ -44,8 +44,9 @@ class Service:
 
     def run(self, *command: str, timeout: int = 240, user: str = "") -> tuple[int, str]:
         """Run a command in the container; coreutils' timeout kills it after `timeout` s."""
-        result = self.container.exec_run(["timeout", str(timeout), *command], user=user)
-        return result.exit_code, bytes(result.output).decode(errors="replace")
+        exit_code, output = self.container.exec_run(["timeout", str(timeout), *command], user=user)
+        assert isinstance(output, bytes)  # neither streamed nor demultiplexed
+        return -1 if exit_code is None else exit_code, output.decode(errors="replace")
 
     def wait_until(self, state: Literal["answers", "healthy"], deadline_s: float) -> float:
         """Poll until /health answers, or Docker reports `healthy`; the seconds it took."""
@@ -71,12 +72,15 @@ class Service:
 @contextlib.contextmanager
 def running(sdk: docker.DockerClient, image: str, **run_options: Any) -> Iterator[Service]:
     """Start the image's own default command; the container is always removed afterwards."""
-    container = sdk.containers.run(
-        image, detach=True, ports={SERVICE_PORT: ("127.0.0.1", None)}, **run_options
-    )
+    # Loopback only, on a port the engine picks (the stubs do not know None means that).
+    ports: dict[str, Any] = {SERVICE_PORT: ("127.0.0.1", None)}
+    container = sdk.containers.create(image, ports=ports, **run_options)
     try:
+        container.start()
         container.reload()
-        host_port = container.ports[SERVICE_PORT][0]["HostPort"]
+        published = container.ports.get(SERVICE_PORT)
+        assert published, f"the engine published no port for {SERVICE_PORT}"
+        host_port = published[0]["HostPort"]
         yield Service(container, f"http://127.0.0.1:{host_port}")
     finally:
         with contextlib.suppress(docker.errors.NotFound):

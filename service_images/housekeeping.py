@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -64,7 +65,9 @@ def doctor(*, base_image: str, ca_bundle: str | None) -> None:
 
 def _engine_description() -> str:
     info = engine.client().info()
-    return f"{info.get('ServerVersion')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion')})"
+    return (
+        f"{info.get('ServerVersion')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion')})"
+    )
 
 
 def _base_description(image: str) -> str:
@@ -78,7 +81,8 @@ def _base_description(image: str) -> str:
 
 def _disk_description() -> str:
     root = engine.client().info().get("DockerRootDir", "/var/lib/docker")
-    free_gb = shutil.disk_usage(root if shutil.os.path.exists(root) else "/").free / 1e9
+    # With a remote DOCKER_HOST the engine's disk is not ours to see: report the local one.
+    free_gb = shutil.disk_usage(root if Path(root).exists() else "/").free / 1e9
     if free_gb < FULL_BUILD_FREE_GB:
         raise ToolError(
             f"{free_gb:.0f} GB free at {root}: the CI image fits, a full build wants "
@@ -90,14 +94,14 @@ def _disk_description() -> str:
 def clean(*, include_base: bool) -> None:
     """Remove the project's containers, images (base only if asked) and build cache."""
     sdk = engine.client()
-    label = {"label": PROJECT_LABEL}
+    label: dict[str, str | list[str] | bool] = {"label": PROJECT_LABEL}
     for container in sdk.containers.list(all=True, filters=label):
         print(f"==> removing container {container.short_id} ({container.status})")
         container.remove(force=True)
     for image in sdk.images.list(filters=label):
         if "io.python-ai-service.base" in (image.labels or {}) and not include_base:
             continue
-        for tag in image.tags or [image.id]:
+        for tag in image.tags or [str(image.id)]:
             print(f"==> removing image {tag}")
             sdk.images.remove(tag, force=True)
     # Cache mounts are ours by id; layer cache no image refers to any more is dangling.

@@ -95,4 +95,3 @@ def lock_all(*, upgrade: bool = False) -> list[Path]:
     # The full lock first: the CI lock is constrained by it.
     order = sorted(VARIANTS.values(), key=lambda variant: variant.name != "full")
     return [lock(variant, upgrade=upgrade) for variant in order]
-

@@ -6,6 +6,7 @@ against it (only the tests that guard that thing), and expects a failure naming 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import uuid
@@ -113,10 +114,8 @@ def broken_image(
     try:
         yield tag
     finally:
-        try:
+        with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(tag, force=True)
-        except docker.errors.ImageNotFound:
-            pass
 
 
 @pytest.mark.parametrize(
@@ -135,4 +134,6 @@ def test_contract_fails_and_names_the_problem(broken_image: str, breakage: Break
     )  # fmt: skip
     output = contract.stdout + contract.stderr
     assert contract.returncode == 1, f"the contract did not fail on {breakage.name}:\n{output}"
-    assert breakage.expected in output, f"the failure does not name {breakage.expected!r}:\n{output}"
+    assert breakage.expected in output, (
+        f"the failure does not name {breakage.expected!r}:\n{output}"
+    )

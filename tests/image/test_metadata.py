@@ -23,7 +23,7 @@ def test_workdir_and_pythonpath(image: docker.models.images.Image, facts: dict[s
     env = dict(item.split("=", 1) for item in config(image).get("Env") or ())
     assert config(image).get("WorkingDir") == "/app"
     assert env.get("PYTHONPATH") == "/app"
-    assert facts["cwd"] == "/app" and facts["pythonpath"] == "/app"
+    assert (facts["cwd"], facts["pythonpath"]) == ("/app", "/app")
 
 
 def test_exposes_the_service_port(image: docker.models.images.Image) -> None:
@@ -39,8 +39,6 @@ def test_oci_labels_name_the_commit(
     image: docker.models.images.Image, expected_revision: str
 ) -> None:
     labels = config(image).get("Labels") or {}
-    missing = [
-        name for name in OCI_LABELS if not labels.get(f"org.opencontainers.image.{name}")
-    ]
+    missing = [name for name in OCI_LABELS if not labels.get(f"org.opencontainers.image.{name}")]
     assert not missing, f"OCI labels missing: {missing}"
     assert labels["org.opencontainers.image.revision"] == expected_revision

@@ -32,7 +32,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *
     assert result.returncode == code, result.stdout + result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), result.stderr
     for word in words:
         assert word in lines[0], lines[0]
 
@@ -71,7 +72,9 @@ def test_buildkit_missing(tmp_path: Path) -> None:
     # A docker client of today without the buildx plugin.
     fake = tmp_path / "docker"
     fake.write_text(
-        '#!/bin/sh\n[ "$1" = version ] && { echo 28.2.2; exit 0; }\necho "unknown: $1" >&2; exit 1\n'
+        "#!/bin/sh\n"
+        '[ "$1" = version ] && { echo 28.2.2; exit 0; }\n'
+        'echo "unknown: $1" >&2; exit 1\n'
     )
     fake.chmod(0o755)
     result = invoke("build-ci", env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
@@ -102,7 +105,8 @@ def test_base_image_missing() -> None:
 def test_doctor_blocks_without_an_engine(tmp_path: Path) -> None:
     result = invoke("doctor", env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
     assert result.returncode == 12, result.stdout + result.stderr
-    assert "BLOCKS" in result.stdout and "Docker engine" in result.stderr
+    assert "BLOCKS" in result.stdout
+    assert "Docker engine" in result.stderr
 
 
 @needs_docker
@@ -119,7 +123,8 @@ def test_failed_build_names_the_failing_step(tmp_path: Path) -> None:
     with pytest.raises(BuildFailed) as error:
         build_image(variant, BuildOptions(context=tmp_path, tag=tag))
     assert error.value.exit_code == 8
-    assert "failed at [" in error.value.message and "uv pip install" in error.value.message
+    assert "failed at [" in error.value.message
+    assert "uv pip install" in error.value.message
 
 
 def test_failure_summary_keeps_the_failing_steps_last_lines() -> None:
@@ -135,7 +140,8 @@ def test_failure_summary_keeps_the_failing_steps_last_lines() -> None:
     ]
     summary = failure_summary("img:ci", output, 1)
     assert summary.startswith("build of img:ci failed at [stage-1 4/6] RUN uv pip install")
-    assert "Hash mismatch" in summary and "line 29" in summary
+    assert "Hash mismatch" in summary
+    assert "line 29" in summary
     assert "line 10" not in summary  # only the last lines
     assert "Collecting uv" not in summary  # not another step's
 
