@@ -13,9 +13,9 @@ from rich.table import Table
 from service_images import engine
 from service_images.build import resolve_ca_bundle
 from service_images.errors import ToolError
-from service_images.variants import PROJECT_LABEL
+from service_images.variants import PROJECT_LABEL, VARIANTS
 
-# BuildKit names a cache mount's record after its id; ours all start with this.
+# The Dockerfiles' cache mounts all have ids starting with this.
 CACHE_ID_PREFIX = "python-ai-service-"
 FULL_BUILD_FREE_GB = 25  # a full build: ~10 GB image + ~10 GB build cache + downloads
 
@@ -104,9 +104,16 @@ def clean(*, include_base: bool) -> None:
         for tag in image.tags or [str(image.id)]:
             print(f"==> removing image {tag}")
             sdk.images.remove(tag, force=True)
-    # Cache mounts are ours by id; layer cache no image refers to any more is dangling.
-    for prune in (
-        ["docker", "builder", "prune", "--force", "--filter", f"id~={CACHE_ID_PREFIX}"],
-        ["docker", "builder", "prune", "--force"],
-    ):
-        subprocess.run(prune, check=False)
+    # BuildKit does not show cache-mount ids: ours are recognised by target and RUN command.
+    from service_images.bench import BuildCache, cache_mount_descriptions, select_cache_mounts
+
+    cache = BuildCache()
+    descriptions: set[str] = set()
+    for variant in VARIANTS.values():
+        descriptions |= cache_mount_descriptions(variant.dockerfile.read_text())
+    ours, _ = select_cache_mounts(cache.records(), descriptions)
+    if ours:
+        print(f"==> pruning {len(ours)} build cache mounts")
+        cache.prune(record.id for record in ours)
+    # Layer cache that no image refers to any more (ours, now that its images are gone).
+    subprocess.run(["docker", "builder", "prune", "--force"], check=False)

@@ -67,7 +67,7 @@ BUDGET_RULES: tuple[BudgetRule, ...] = (
     BudgetRule("image_mb", "image_mb", on_ratio=False),
     BudgetRule("image_ratio", "image_mb", on_ratio=True),
     BudgetRule("size_over_base_ratio", "over_base_mb", on_ratio=True),
-    BudgetRule("healthy_s", "healthy_s", on_ratio=False),
+    BudgetRule("health_s", "health_s", on_ratio=False),
 )
 
 
