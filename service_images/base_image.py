@@ -5,8 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from service_images.errors import BuildFailed, MissingFile
-from service_images.variants import PROJECT_LABEL
+from service_images import engine
+from service_images.errors import BudgetExceeded, BuildFailed, MissingFile
+from service_images.variants import BASE_IMAGE_BUDGET_MB, PROJECT_LABEL
 
 SUITE = "bookworm"  # Debian 12 ships Python 3.11, the version the images are built for
 PACKAGES = ("python3", "python3-venv", "ca-certificates", "python-is-python3")
@@ -65,4 +66,14 @@ def bootstrap(tag: str) -> None:
     if rootfs.returncode != 0 or imported.returncode != 0:
         reason = imported.stderr.strip() or f"mmdebstrap exited {rootfs.returncode}"
         raise BuildFailed(f"could not bootstrap {tag}: {reason}; see the output above.")
-    print(f"==> {tag} is ready", flush=True)
+    size_mb = image_size_mb(tag)
+    if size_mb > BASE_IMAGE_BUDGET_MB:
+        raise BudgetExceeded(
+            f"{tag} is {size_mb:.0f} MB, over its {BASE_IMAGE_BUDGET_MB} MB budget: check "
+            "PACKAGES and EXCLUDED_PATHS in service_images/base_image.py."
+        )
+    print(f"==> {tag} is ready ({size_mb:.0f} MB)", flush=True)
+
+
+def image_size_mb(tag: str) -> float:
+    return float(engine.client().images.get(tag).attrs["Size"]) / 1e6

@@ -34,13 +34,14 @@ class Service:
             return bytes(self.container.logs(tail=80)).decode(errors="replace")
         return "(container gone)"
 
+    # trust_env=False: an HTTP(S)_PROXY of the machine must not route loopback calls.
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("timeout", 60)
-        return httpx.get(self.url + path, **kwargs)
+        return httpx.get(self.url + path, trust_env=False, **kwargs)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("timeout", 180)  # the full image fits torch/TensorFlow models
-        return httpx.post(self.url + path, **kwargs)
+        return httpx.post(self.url + path, trust_env=False, **kwargs)
 
     def run(self, *command: str, timeout: int = 240, user: str = "") -> tuple[int, str]:
         """Run a command in the container; coreutils' timeout kills it after `timeout` s."""

@@ -11,9 +11,16 @@ from pathlib import Path
 import pytest
 
 from service_images import engine
+from service_images.base_image import image_size_mb
 from service_images.build import BuildOptions, build_command, build_image, failure_summary
 from service_images.errors import BuildFailed, MissingFile, ToolError
-from service_images.variants import ROOT, VARIANTS
+from service_images.variants import (
+    BASE_IMAGE_BUDGET_MB,
+    DEFAULT_BASE_IMAGE,
+    PROJECT_LABEL,
+    ROOT,
+    VARIANTS,
+)
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -149,3 +156,13 @@ def test_failure_summary_keeps_the_failing_steps_last_lines() -> None:
 def test_failure_summary_without_buildkit_steps() -> None:
     summary = failure_summary("img:ci", ["", "ERROR: failed to dial the builder", ""], 1)
     assert summary == "build of img:ci failed (exit 1): ERROR: failed to dial the builder"
+
+
+@needs_docker
+def test_bootstrapped_base_image_within_budget() -> None:
+    sdk = engine.client()
+    if not engine.image_exists(sdk, DEFAULT_BASE_IMAGE):
+        pytest.skip(f"no {DEFAULT_BASE_IMAGE} here")
+    if PROJECT_LABEL not in (sdk.images.get(DEFAULT_BASE_IMAGE).labels or {}):
+        pytest.skip(f"{DEFAULT_BASE_IMAGE} is the official image, not one `invoke base-image` made")
+    assert image_size_mb(DEFAULT_BASE_IMAGE) <= BASE_IMAGE_BUDGET_MB
