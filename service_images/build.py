@@ -82,6 +82,8 @@ def git(*args: str) -> str:
 def oci_labels(variant: Variant) -> dict[str, str]:
     """OCI annotations from git: where the image comes from and which commit it is."""
     source = git("remote", "get-url", "origin")
+    if "://" not in source and not source.startswith("git@"):
+        source = ""  # a clone of a local path: no address anyone else could use
     source = re.sub(r"//[^/@]+@", "//", source)  # never leak credentials from the remote URL
     if not source and os.environ.get("GITHUB_REPOSITORY"):
         server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")

@@ -13,7 +13,7 @@ from rich.table import Table
 from service_images import engine
 from service_images.build import resolve_ca_bundle
 from service_images.errors import ToolError
-from service_images.variants import PROJECT_LABEL, VARIANTS
+from service_images.variants import PROJECT_LABEL, VARIANT_LABEL, VARIANTS
 
 # The Dockerfiles' cache mounts all have ids starting with this.
 CACHE_ID_PREFIX = "python-ai-service-"
@@ -99,7 +99,8 @@ def clean(*, include_base: bool) -> None:
         print(f"==> removing container {container.short_id} ({container.status})")
         container.remove(force=True)
     for image in sdk.images.list(filters=label):
-        if "io.python-ai-service.base" in (image.labels or {}) and not include_base:
+        # Images built on the bootstrapped base inherit its labels; only the base has no variant.
+        if VARIANT_LABEL not in (image.labels or {}) and not include_base:
             continue
         for tag in image.tags or [str(image.id)]:
             print(f"==> removing image {tag}")
