@@ -33,6 +33,8 @@ BUILD_HELP = {
     "REQUESTS_CA_BUNDLE or PIP_CERT). Passed as a BuildKit secret, never stored in the image.",
     "builder": "buildx builder to use (e.g. a remote BuildKit).",
     "progress": "BuildKit progress output: plain (default) or tty.",
+    "cache_from": "buildx --cache-from (e.g. type=registry,ref=...): reuse a remote layer cache.",
+    "cache_to": "buildx --cache-to (e.g. type=registry,ref=...,mode=max): export the cache.",
 }
 
 
@@ -62,8 +64,12 @@ def variant_build_task(variant: Variant) -> Task[Any]:
         ca_bundle: str | None = None,
         builder: str | None = None,
         progress: str = "plain",
+        cache_from: str | None = None,
+        cache_to: str | None = None,
     ) -> None:
-        options = BuildOptions(tag, no_cache, base_image, ca_bundle, builder, progress)
+        options = BuildOptions(
+            tag, no_cache, base_image, ca_bundle, builder, progress, cache_from, cache_to
+        )
         build_image(variant, options)
 
     build_variant.__doc__ = f"Build the {variant.description} ({variant.dockerfile.name})."
@@ -86,9 +92,13 @@ def build(
     ca_bundle: str | None = None,
     builder: str | None = None,
     progress: str = "plain",
+    cache_from: str | None = None,
+    cache_to: str | None = None,
 ) -> None:
     """Build every image variant."""
-    options = BuildOptions(None, no_cache, base_image, ca_bundle, builder, progress)
+    options = BuildOptions(
+        None, no_cache, base_image, ca_bundle, builder, progress, cache_from, cache_to
+    )
     for variant in VARIANTS.values():
         build_image(variant, options)
 

@@ -38,6 +38,8 @@ class BuildOptions:
     ca_bundle: str | None = None
     builder: str | None = None
     progress: str = "plain"
+    cache_from: str | None = None
+    cache_to: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     dockerfile: Path | None = None
@@ -112,14 +114,20 @@ def build_command(variant: Variant, options: BuildOptions) -> tuple[list[str], d
                 + (" (run `invoke lock`)." if needed == lock else ".")
             )
     front_end = engine.build_front_end()
-    if options.builder and not front_end.supports_builder:
-        raise BuildKitMissing(
-            f"--builder needs the buildx plugin; this client is {front_end.description}."
-        )
     command = [*front_end.command, "--file", str(dockerfile), "--tag", options.tag or variant.tag]
     command += ["--progress", options.progress]
-    if options.builder:
-        command += ["--builder", options.builder]
+    buildx_only = {
+        "--builder": options.builder,
+        "--cache-from": options.cache_from,
+        "--cache-to": options.cache_to,
+    }
+    for flag, value in buildx_only.items():
+        if value and not front_end.supports_builder:
+            raise BuildKitMissing(
+                f"{flag} needs the buildx plugin; this client is {front_end.description}."
+            )
+        if value:
+            command += [flag, value]
     if options.no_cache:
         command.append("--no-cache")
     build_args = {"BASE_IMAGE": options.base_image, **variant.build_args, **options.build_args}
