@@ -14,8 +14,7 @@ RUN --mount=type=cache,id=python-ai-service-pip,target=/root/.cache/pip \
     && /opt/uv/bin/pip install --disable-pip-version-check --quiet "uv==${UV_VERSION}"
 
 FROM ${BASE_IMAGE}
-LABEL org.opencontainers.image.title="python-ai-service" \
-      org.opencontainers.image.licenses="MIT"
+LABEL org.opencontainers.image.title="python-ai-service"
 # Caches go to /tmp so the service also runs with a read-only root filesystem.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
