@@ -36,7 +36,9 @@ REPORTS = ROOT / "reports"
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the service and tooling tests on the host (no Docker needed)."""
-    session.install("-r", "requirements-ci.txt", *TEST_REQUIREMENTS, "-e", ".")
+    # The bench group too: the tooling tests render the bench's chart.
+    bench = nox.project.dependency_groups(PYPROJECT, "bench")
+    session.install("-r", "requirements-ci.txt", *TEST_REQUIREMENTS, *bench, "-e", ".")
     args = session.posargs or ["tests/service", "tests/tooling"]
     session.run("pytest", f"--junitxml={REPORTS / 'tests.xml'}", *args)
 
