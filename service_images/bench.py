@@ -27,8 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,8 +39,9 @@ from docker.models.containers import Container
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from service_images import engine, report
+from service_images import containers, engine, report
 from service_images.build import BuildOptions, build_image
+from service_images.containers import ServiceNotReady
 from service_images.errors import BudgetExceeded, ToolError
 from service_images.housekeeping import CACHE_ID_PREFIX
 from service_images.report import Metric, Report, VariantResult
@@ -62,7 +61,6 @@ SERVICE_FILE = Path("python-ai-service/app/main.py")
 """The file the code-only change touches (in the temporary copy)."""
 CONTRACT_SUITE = Path("tests/image")
 MB = 1_000_000
-CONTAINER_PORT = "8000/tcp"
 START_DEADLINE_S = 180.0
 OTHER_BUILD_WAIT_S = 45 * 60
 SAMPLE_INTERVAL_S = 0.2
@@ -650,46 +648,20 @@ def count_distributions(sdk: docker.DockerClient, tag: str) -> int:
     return int(last)
 
 
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _answers(url: str) -> bool:
-    try:
-        with _NO_PROXY.open(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
-
-
 def measure_start(
     sdk: docker.DockerClient, tag: str, has_healthcheck: bool, deadline_s: float = START_DEADLINE_S
 ) -> tuple[float | None, float | None, str | None]:
     """Seconds from `docker run` to /health answering and to `healthy`; and a problem, if any."""
-    started = time.monotonic()
-    deadline = started + deadline_s
     health_s = healthy_s = None
-    with container(sdk, tag, ports={CONTAINER_PORT: ("127.0.0.1", None)}) as service:
-        port = None
-        while time.monotonic() < deadline:
-            service.reload()
-            if service.status == "exited":
-                logs = service.logs(tail=20).decode(errors="replace")
-                return None, None, f"{tag} exited on start: {logs.strip()[-400:]}"
-            bindings = (service.attrs["NetworkSettings"]["Ports"] or {}).get(CONTAINER_PORT)
-            if port is None and bindings:
-                port = bindings[0]["HostPort"]
-            if port and health_s is None and _answers(f"http://127.0.0.1:{port}/health"):
-                health_s = time.monotonic() - started
-            status = (service.attrs["State"].get("Health") or {}).get("Status")
-            if has_healthcheck and status == "healthy" and healthy_s is None:
-                healthy_s = time.monotonic() - started
-            if status == "unhealthy":
-                return health_s, None, f"{tag} became unhealthy"
-            if health_s is not None and (healthy_s is not None or not has_healthcheck):
-                return health_s, healthy_s, None
-            time.sleep(0.05)
-        logs = service.logs(tail=20).decode(errors="replace")
-        return health_s, healthy_s, f"{tag} not ready within {deadline_s:.0f} s: {logs[-400:]}"
+    labels = {PROJECT_LABEL: "true", BENCH_LABEL: "true"}
+    with containers.running(sdk, tag, labels=labels) as service:
+        try:
+            health_s = service.wait_until("answers", deadline_s)
+            if has_healthcheck:
+                healthy_s = service.wait_until("healthy", deadline_s - health_s)
+        except ServiceNotReady as error:
+            return health_s, healthy_s, f"{tag}: {error.message[-400:]}"
+    return health_s, healthy_s, None
 
 
 def run_contract_suite(variant: Variant, tag: str, log: IO[str]) -> tuple[float | None, str]:

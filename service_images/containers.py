@@ -28,6 +28,8 @@ class Service:
 
     container: docker.models.containers.Container
     url: str
+    started: float
+    """time.monotonic() when the container was started."""
 
     def logs(self) -> str:
         with contextlib.suppress(docker.errors.NotFound):
@@ -50,20 +52,21 @@ class Service:
         return -1 if exit_code is None else exit_code, output.decode(errors="replace")
 
     def wait_until(self, state: Literal["answers", "healthy"], deadline_s: float) -> float:
-        """Poll until /health answers, or Docker reports `healthy`; the seconds it took."""
-        started = time.monotonic()
-        while (elapsed := time.monotonic() - started) < deadline_s:
+        """Poll until /health answers, or Docker reports `healthy`; seconds since the start."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
             self.container.reload()
-            if self.container.status == "exited":
+            health = self.container.attrs["State"].get("Health", {}).get("Status")
+            if self.container.status == "exited" or health == "unhealthy":
                 break
             if state == "healthy":
-                if self.container.attrs["State"].get("Health", {}).get("Status") == "healthy":
-                    return elapsed
+                if health == "healthy":
+                    return time.monotonic() - self.started
             else:
                 with contextlib.suppress(httpx.TransportError):
                     if self.get("/health", timeout=1).status_code == 200:
-                        return elapsed
-            time.sleep(0.1)
+                        return time.monotonic() - self.started
+            time.sleep(0.05)
         raise ServiceNotReady(
             f"the container did not become {state} within {deadline_s:.0f} s "
             f"(status {self.container.status}); its last logs:\n{self.logs()}"
@@ -77,12 +80,13 @@ def running(sdk: docker.DockerClient, image: str, **run_options: Any) -> Iterato
     ports: dict[str, Any] = {SERVICE_PORT: ("127.0.0.1", None)}
     container = sdk.containers.create(image, ports=ports, **run_options)
     try:
+        started = time.monotonic()
         container.start()
         container.reload()
         published = container.ports.get(SERVICE_PORT)
         assert published, f"the engine published no port for {SERVICE_PORT}"
         host_port = published[0]["HostPort"]
-        yield Service(container, f"http://127.0.0.1:{host_port}")
+        yield Service(container, f"http://127.0.0.1:{host_port}", started)
     finally:
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
