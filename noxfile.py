@@ -68,7 +68,7 @@ def verify_image(session: nox.Session, variant_name: str) -> None:
             session.error(error.message)
     session.run(
         "pytest",
-        "tests/image",
+        "tests/contract",
         f"--variant={variant.name}",
         f"--image={args.image or variant.tag}",
         f"--junitxml={REPORTS / f'{variant.name}-image.xml'}",
@@ -97,7 +97,7 @@ def contract_selftest(session: nox.Session) -> None:
     except ToolError as error:
         session.error(error.message)
     report = REPORTS / "contract-selftest.xml"
-    session.run("pytest", "tests/contract", f"--junitxml={report}", *session.posargs)
+    session.run("pytest", "tests/contract_selftest", f"--junitxml={report}", *session.posargs)
 
 
 # `nox -s lint -- NAME...` runs only some of them (e.g. the security scan runs `hadolint`).

@@ -140,7 +140,7 @@ def test_image(c: Context, variant: str = "ci", image: str | None = None) -> Non
     """Verify an existing image against its variant's contract (pytest + testinfra)."""
     get_variant(variant)  # an unknown variant is a one-line error, not a pytest usage dump
     tag = image or VARIANTS[variant].tag
-    pytest = [sys.executable, "-m", "pytest", "tests/image", "--variant", variant, "--image", tag]
+    pytest = [sys.executable, "-m", "pytest", "tests/contract", "--variant", variant, "--image", tag]
     c.run(shlex.join(pytest))
 
 

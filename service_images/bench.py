@@ -59,7 +59,7 @@ BENCH_LABEL = "io.python-ai-service.bench"
 NAIVE_DIR = Path("service_images/naive")
 SERVICE_FILE = Path("python-ai-service/app/main.py")
 """The file the code-only change touches (in the temporary copy)."""
-CONTRACT_SUITE = Path("tests/image")
+CONTRACT_SUITE = Path("tests/contract")
 MB = 1_000_000
 START_DEADLINE_S = 180.0
 OTHER_BUILD_WAIT_S = 45 * 60

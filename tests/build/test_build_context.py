@@ -6,7 +6,7 @@ with the real build code, saved with `docker save`, and every layer file, the co
 history are searched for the marker. A second marker in a source file the image must contain
 proves the search sees into the layers (so an empty result means something).
 
-    pytest tests/image/test_build_context.py        # needs a Docker engine; ~20 s with a warm cache
+    pytest tests/build/test_build_context.py        # needs a Docker engine; ~20 s with a warm cache
 """
 
 from __future__ import annotations

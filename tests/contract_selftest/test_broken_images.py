@@ -127,7 +127,7 @@ def broken_image(
 def test_contract_fails_and_names_the_problem(broken_image: str, breakage: Breakage) -> None:
     contract = subprocess.run(
         [
-            sys.executable, "-m", "pytest", "tests/image", "-p", "no:cacheprovider",
+            sys.executable, "-m", "pytest", "tests/contract", "-p", "no:cacheprovider",
             "--variant", "ci", "--image", broken_image, "-k", breakage.tests, "-q",
         ],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,

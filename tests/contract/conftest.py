@@ -1,6 +1,6 @@
 """Image-contract fixtures: any image tag, one container per session, always removed.
 
-    pytest tests/image --variant ci [--image TAG] [--revision SHA]
+    pytest tests/contract --variant ci [--image TAG] [--revision SHA]
 
 The contract (what must and must not be in the image) comes from the variants table and the
 variant's lock file, never from lists written here.
