@@ -1,19 +1,20 @@
 """Sessions that build and verify the python-ai-service images (`nox -l`).
 
 `nox -s ci_image` is the main job: build the light CI image, then prove its contract.
-`nox` alone runs the default sessions: everything CI runs.
+`nox` alone runs the default sessions: everything CI runs. A tool error (engine down, a failed
+build, ...) exits with the same code as the invoke task would (README, "When something is wrong").
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 import nox
 
-import service_images.audit as dependency_audit
+from service_images import audit as dependency_audit
+from service_images import contract
 from service_images.build import BuildOptions, build_image
-from service_images.errors import AuditUnavailable, ToolError
+from service_images.cli import quiet_logs, user_errors
 from service_images.variants import ROOT, VARIANTS, get_variant
 
 nox.needs_version = ">=2025.2.9"
@@ -24,7 +25,9 @@ nox.options.sessions = [
     "requirements",
     "tests",
     "ci_image",
+    "builds",
     "contract_selftest",
+    "readme_commands",
     "full_image",
 ]
 
@@ -32,15 +35,19 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 TEST_REQUIREMENTS = nox.project.dependency_groups(PYPROJECT, "test")
 REPORTS = ROOT / "reports"
 
+quiet_logs()
+
+
+def junit(name: str) -> str:
+    return f"--junitxml={REPORTS / f'{name}.xml'}"
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the service and tooling tests on the host (no Docker needed)."""
-    # The bench group too: the tooling tests render the bench's chart.
-    bench = nox.project.dependency_groups(PYPROJECT, "bench")
-    session.install("-r", "requirements-ci.txt", *TEST_REQUIREMENTS, *bench, "-e", ".")
+    session.install("-r", "requirements-ci.txt", *TEST_REQUIREMENTS, "-e", ".")
     args = session.posargs or ["tests/service", "tests/tooling"]
-    session.run("pytest", f"--junitxml={REPORTS / 'tests.xml'}", *args)
+    session.run("pytest", "-m", "not docker", junit("tests"), *args)
 
 
 @nox.session
@@ -56,24 +63,18 @@ def verify_image(session: nox.Session, variant_name: str) -> None:
     variant = get_variant(variant_name)
     parser = argparse.ArgumentParser(
         prog=f"nox -s {variant.name}_image --",
-        description="Other arguments are passed to pytest.",
+        description=f"Build the {variant.name} image and verify its contract. Other arguments "
+        "are passed to pytest (e.g. -k NAME, --revision SHA).",
     )
     parser.add_argument("--image", help="verify this existing image instead of building one")
     args, pytest_args = parser.parse_known_args(session.posargs)
-    session.install(*TEST_REQUIREMENTS, "-e", ".")
-    if args.image is None:
-        try:
+    if args.image is None:  # built before anything is installed: a tool error fails at once
+        with user_errors():
             build_image(variant, BuildOptions())
-        except ToolError as error:
-            session.error(error.message)
-    session.run(
-        "pytest",
-        "tests/contract",
-        f"--variant={variant.name}",
-        f"--image={args.image or variant.tag}",
-        f"--junitxml={REPORTS / f'{variant.name}-image.xml'}",
-        *pytest_args,
-    )
+    session.install(*TEST_REQUIREMENTS, "-e", ".")
+    image = args.image or variant.tag
+    arguments = contract.pytest_args(variant.name, image, junit(f"{variant.name}-image"))
+    session.run("python", *arguments, *pytest_args)
 
 
 @nox.session
@@ -89,15 +90,26 @@ def full_image(session: nox.Session) -> None:
 
 
 @nox.session
+def builds(session: nox.Session) -> None:
+    """Prove the builds: no secrets from the context, failures name their step, a drop-in base."""
+    session.install(*TEST_REQUIREMENTS, "-e", ".")
+    session.run("pytest", "tests/build", junit("builds"), *session.posargs)
+
+
+@nox.session
 def contract_selftest(session: nox.Session) -> None:
     """Prove the image contract fails on deliberately broken CI images."""
-    session.install(*TEST_REQUIREMENTS, "-e", ".")
-    try:
+    with user_errors():
         build_image(get_variant("ci"), BuildOptions())  # the broken images start from it
-    except ToolError as error:
-        session.error(error.message)
-    report = REPORTS / "contract-selftest.xml"
-    session.run("pytest", "tests/contract_selftest", f"--junitxml={report}", *session.posargs)
+    session.install(*TEST_REQUIREMENTS, "-e", ".")
+    session.run("pytest", "tests/contract_selftest", junit("contract-selftest"), *session.posargs)
+
+
+@nox.session
+def readme_commands(session: nox.Session) -> None:
+    """Run every command of the README's table in the set-up's virtual environment."""
+    session.install(*TEST_REQUIREMENTS, "-e", ".")
+    session.run("pytest", "tests/readme", junit("readme-commands"), *session.posargs)
 
 
 # `nox -s lint -- NAME...` runs only some of them (e.g. the security scan runs `hadolint`).
@@ -142,10 +154,15 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def audit(session: nox.Session) -> None:
     """Audit both locks for known vulnerabilities (exit 11 when the service cannot answer)."""
+    argparse.ArgumentParser(
+        prog="nox -s audit --",
+        description="pip-audit over both hash-pinned locks. Exit 0: no known vulnerabilities; "
+        "15: some (each listed); 11: the vulnerability service could not answer (no verdict).",
+    ).parse_args(session.posargs)
     session.install(*nox.project.dependency_groups(PYPROJECT, "audit"))
     REPORTS.mkdir(exist_ok=True)
     audits: list[dependency_audit.LockAudit] = []
-    try:
+    with user_errors():
         for variant in VARIANTS.values():
             report = REPORTS / f"audit-{variant.name}.json"
             report.unlink(missing_ok=True)
@@ -160,18 +177,10 @@ def audit(session: nox.Session) -> None:
             audits.append(dependency_audit.classify(variant.lock.name, str(output), text))
         for line in dependency_audit.verdict(audits):
             session.log(line)
-    except AuditUnavailable as error:
-        # Its own exit code, so CI can tell "could not check" from "found something".
-        print(f"error: {error.message}", file=sys.stderr, flush=True)
-        raise SystemExit(error.exit_code) from None
-    except ToolError as error:
-        session.error(error.message)
 
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Measure both images against naive Dockerfiles (`-- --variant ci`); not in the default run."""
-    bench_requirements = nox.project.dependency_groups(PYPROJECT, "bench")
-    # pytest: the bench times the image-contract suite too.
-    session.install(*bench_requirements, *TEST_REQUIREMENTS, "-e", ".")
+    session.install("-e", ".")
     session.run("python", "-m", "service_images.bench", *session.posargs)

@@ -6,24 +6,21 @@ one table (`service_images/variants.py`).
 
 from __future__ import annotations
 
-import functools
-import os
 import shlex
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 from invoke.context import Context
-from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
 from service_images import base_image as base
-from service_images import housekeeping, locks
+from service_images import contract, housekeeping, locks
 from service_images.build import BuildOptions, build_image
-from service_images.errors import ToolError
-from service_images.variants import DEFAULT_BASE_IMAGE, VARIANTS, Variant, get_variant
+from service_images.cli import quiet_logs, user_errors
+from service_images.variants import DEFAULT_BASE_IMAGE, ROOT, VARIANTS, Variant, get_variant
 
-F = TypeVar("F", bound=Callable[..., Any])
+quiet_logs()
 
 BUILD_HELP = {
     "tag": "Image tag (default: the variant's, e.g. python-ai-service:ci).",
@@ -36,21 +33,6 @@ BUILD_HELP = {
     "cache_from": "buildx --cache-from (e.g. type=registry,ref=...): reuse a remote layer cache.",
     "cache_to": "buildx --cache-to (e.g. type=registry,ref=...,mode=max): export the cache.",
 }
-
-
-def user_errors(function: F) -> F:
-    """Turn ToolError into invoke's Exit: one line and the error's exit code, no traceback."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except ToolError as error:
-            if os.environ.get("SERVICE_IMAGES_DEBUG"):
-                raise
-            raise Exit(f"error: {error.message}", code=error.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def variant_build_task(variant: Variant) -> Task[Any]:
@@ -74,7 +56,7 @@ def variant_build_task(variant: Variant) -> Task[Any]:
 
     build_variant.__doc__ = f"Build the {variant.description} ({variant.dockerfile.name})."
     made: Task[Any] = task(name=f"build-{variant.name}", help=BUILD_HELP)(
-        user_errors(build_variant)
+        user_errors()(build_variant)
     )
     return made
 
@@ -84,7 +66,7 @@ build_full = variant_build_task(VARIANTS["full"])
 
 
 @task(help={name: text for name, text in BUILD_HELP.items() if name != "tag"})
-@user_errors
+@user_errors()
 def build(
     c: Context,
     no_cache: bool = False,
@@ -104,7 +86,7 @@ def build(
 
 
 @task(help={"tag": f"Tag for the bootstrapped image (default {DEFAULT_BASE_IMAGE})."})
-@user_errors
+@user_errors()
 def base_image(c: Context, tag: str = DEFAULT_BASE_IMAGE) -> None:
     """Build a python:3.11-slim equivalent from Debian packages (no registry needed)."""
     base.bootstrap(tag)
@@ -116,14 +98,14 @@ def base_image(c: Context, tag: str = DEFAULT_BASE_IMAGE) -> None:
         "ca_bundle": BUILD_HELP["ca_bundle"],
     }
 )
-@user_errors
+@user_errors()
 def doctor(c: Context, base_image: str = DEFAULT_BASE_IMAGE, ca_bundle: str | None = None) -> None:
     """Check that this machine can build the images; exit non-zero when something blocks a build."""
     housekeeping.doctor(base_image=base_image, ca_bundle=ca_bundle)
 
 
 @task(help={"base": "Also remove the bootstrapped base image."})
-@user_errors
+@user_errors()
 def clean(c: Context, base: bool = False) -> None:
     """Remove what the project created: its images, stopped containers and build cache."""
     housekeeping.clean(include_base=base)
@@ -135,17 +117,18 @@ def clean(c: Context, base: bool = False) -> None:
         "image": "Image to verify (default: the variant's tag); it is not built.",
     }
 )
-@user_errors
+@user_errors()
 def test_image(c: Context, variant: str = "ci", image: str | None = None) -> None:
     """Verify an existing image against its variant's contract (pytest + testinfra)."""
-    get_variant(variant)  # an unknown variant is a one-line error, not a pytest usage dump
-    tag = image or VARIANTS[variant].tag
-    pytest = [sys.executable, "-m", "pytest", "tests/contract", "--variant", variant, "--image", tag]
-    c.run(shlex.join(pytest))
+    chosen = get_variant(variant)  # an unknown variant is one line, not a pytest usage dump
+    command = [sys.executable, *contract.pytest_args(chosen.name, image or chosen.tag)]
+    # A failing contract passes pytest's exit code through (invoke's UnexpectedExit).
+    with c.cd(str(ROOT)):
+        c.run(shlex.join(command))
 
 
 @task(help={"upgrade": "Move every package to the newest version the pins allow."})
-@user_errors
+@user_errors()
 def lock(c: Context, upgrade: bool = False) -> None:
     """Resolve requirements.txt and requirements-ci.txt into hash-pinned locks."""
     for path in locks.lock_all(upgrade=upgrade):
@@ -162,7 +145,7 @@ def lock(c: Context, upgrade: bool = False) -> None:
         "ca_bundle": BUILD_HELP["ca_bundle"],
     }
 )
-@user_errors
+@user_errors()
 def bench(
     c: Context,
     variant: str = "all",
@@ -172,20 +155,22 @@ def bench(
     ca_bundle: str | None = None,
 ) -> None:
     """Measure each image against a naive Dockerfile in one run; exit 10 over a budget."""
-    from pathlib import Path
-
     # Imported here: the bench pulls in more than the other tasks need to start.
     from service_images.bench import BenchOptions, parse_variants, run_bench
 
     run_bench(BenchOptions(parse_variants(variant), keep, Path(output), base_image, ca_bundle))
 
 
-@task(help={"results": "Bench results to render (default reports/bench.json)."})
-@user_errors
-def readme(c: Context, results: str = "reports/bench.json") -> None:
-    """Regenerate README.md's performance section (between its bench markers) from the bench."""
-    from pathlib import Path
+@task(
+    help={
+        "results": "Bench results for the performance section (default docs/bench.json).",
+        "check": "Only compare: exit 14 when README.md differs from what its sources render.",
+    }
+)
+@user_errors()
+def readme(c: Context, results: str = "docs/bench.json", check: bool = False) -> None:
+    """Regenerate README.md's command table, exit codes and bench figures from their sources."""
+    from service_images import readme as sections
 
-    from service_images.bench import regenerate_readme
-
-    regenerate_readme(results=Path(results))
+    changed = sections.regenerate(results=ROOT / results, check=check)
+    print("README.md: " + ("regenerated" if changed else "up to date"))

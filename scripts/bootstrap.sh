@@ -2,13 +2,15 @@
 # Set up a Debian/Ubuntu machine (as root) to build and test the images:
 #   - a running Docker engine (Debian's docker.io, started by hand where there is no init system),
 #   - BuildKit for the docker client on PATH (the buildx plugin),
-#   - the task suite's Python dependencies (this repository's pyproject.toml),
+#   - the task suite (this repository's pyproject.toml) in the project's virtual environment .venv,
+#     made with the machine's python3 (Debian's own is fine: nothing is installed into it),
 #   - the base image: python:3.11-slim, pulled, or where no registry answers built from Debian
 #     packages by `invoke base-image` (with mmdebstrap, installed here for that).
 # Idempotent: every step checks first, and a machine where all of it works is left as it is.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=$here/.venv
 log=${DOCKERD_LOG:-/var/log/dockerd.log}
 say() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
@@ -81,9 +83,21 @@ if ! command -v mmdebstrap >/dev/null && command -v apt-get >/dev/null && [ "$(i
     apt_install mmdebstrap
 fi
 
-# 4. The task suite (nox, invoke, docker SDK, pytest, testinfra, ...) and our package, editable.
-say "installing the task suite's Python dependencies"
-python3 -m pip install --quiet --disable-pip-version-check -e "$here"
+# 4. The task suite (nox, invoke, docker SDK, pytest, testinfra, ...) and our package, editable, in
+#    .venv: a distribution's python3 is "externally managed" (PEP 668) and must stay untouched.
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+    || die "the task suite needs Python 3.11 or newer as python3 (found: $(python3 --version 2>&1))."
+if [ ! -x "$venv/bin/python" ] && ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    need_root "Installing python3-venv"
+    say "installing python3-venv (Debian's python3 makes no virtual environments without it)"
+    apt_install python3-venv
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating the project's virtual environment: $venv"
+    python3 -m venv "$venv"
+fi
+say "installing the task suite into $venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$here"
 # 5. The base image: pulled where a registry answers, else bootstrapped from Debian packages.
 base=python:3.11-slim
 if docker image inspect "$base" >/dev/null 2>&1; then
@@ -92,6 +106,6 @@ elif docker pull --quiet "$base" >/dev/null 2>&1; then
     say "base image: pulled $base"
 else
     say "base image: $base cannot be pulled here; building an equivalent (invoke base-image)"
-    (cd "$here" && invoke base-image)
+    (cd "$here" && "$venv/bin/invoke" base-image)
 fi
-say "ready: try 'invoke doctor'"
+say "ready: run the project's commands from $venv ('. .venv/bin/activate', or prefix them with .venv/bin/)"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from service_images.errors import AuditUnavailable, ToolError
+from service_images.errors import AuditUnavailable, ToolError, VulnerabilitiesFound
 
 SERVICE = "pypi"  # the service that also verifies the locks' hashes
 
@@ -25,10 +25,6 @@ NETWORK_FAILURE = re.compile(
     r"ConnectionError|NameResolutionError|Max retries exceeded|SSLError|ConnectTimeout"
     r"|ReadTimeout|ProxyError|Temporary failure in name resolution|Connection refused"
 )
-
-
-class VulnerabilitiesFound(ToolError):
-    """Known vulnerabilities in a lock (nox's ordinary failure, exit 1)."""
 
 
 @dataclass(frozen=True)

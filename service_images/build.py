@@ -6,7 +6,6 @@ import collections
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,6 +74,7 @@ def resolve_ca_bundle(explicit: str | None) -> Path | None:
 
 
 def git(*args: str) -> str:
+    """A git command's output in this checkout, or "" where git or the checkout is missing."""
     result = subprocess.run(
         ("git", *args), cwd=ROOT, capture_output=True, text=True, timeout=30, check=False
     )
@@ -103,8 +103,8 @@ def oci_labels(variant: Variant) -> dict[str, str]:
     }
 
 
-def build_command(variant: Variant, options: BuildOptions) -> tuple[list[str], dict[str, str]]:
-    """The CLI call for this build, and the environment to run it in."""
+def build_args(variant: Variant, options: BuildOptions) -> list[str]:
+    """The arguments after the front end's build command (`docker buildx build --load ...`)."""
     dockerfile = options.dockerfile or options.context / variant.dockerfile.relative_to(ROOT)
     lock = options.context / variant.lock.relative_to(ROOT)
     for needed in (dockerfile, lock):
@@ -113,82 +113,54 @@ def build_command(variant: Variant, options: BuildOptions) -> tuple[list[str], d
                 f"{needed} is missing: the {variant.name} image is built from it"
                 + (" (run `invoke lock`)." if needed == lock else ".")
             )
+    ca_bundle = resolve_ca_bundle(options.ca_bundle)
     front_end = engine.build_front_end()
-    command = [*front_end.command, "--file", str(dockerfile), "--tag", options.tag or variant.tag]
-    command += ["--progress", options.progress]
+    args = ["--file", str(dockerfile), "--tag", options.tag or variant.tag]
+    args += ["--progress", options.progress]
     buildx_only = {
         "--builder": options.builder,
         "--cache-from": options.cache_from,
         "--cache-to": options.cache_to,
     }
     for flag, value in buildx_only.items():
-        if value and not front_end.supports_builder:
+        if value and not front_end.is_buildx:
             raise BuildKitMissing(
                 f"{flag} needs the buildx plugin; this client is {front_end.description}."
             )
         if value:
-            command += [flag, value]
+            args += [flag, value]
     if options.no_cache:
-        command.append("--no-cache")
-    build_args = {"BASE_IMAGE": options.base_image, **variant.build_args, **options.build_args}
-    for name, value in build_args.items():
-        command += ["--build-arg", f"{name}={value}"]
+        args.append("--no-cache")
+    for name, value in {"BASE_IMAGE": options.base_image, **options.build_args}.items():
+        args += ["--build-arg", f"{name}={value}"]
     for name, value in {**oci_labels(variant), **options.labels}.items():
-        command += ["--label", f"{name}={value}"]
-    ca_bundle = resolve_ca_bundle(options.ca_bundle)
+        args += ["--label", f"{name}={value}"]
     if ca_bundle:
-        command += ["--secret", f"id={CA_SECRET_ID},src={ca_bundle}"]
-    command.append(str(options.context))
-    return command, {**os.environ, **front_end.env}
+        args += ["--secret", f"id={CA_SECRET_ID},src={ca_bundle}"]
+    args.append(str(options.context))
+    return args
 
 
 def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
     """Build one variant, streaming BuildKit's progress; BuildFailed names the failing step."""
-    command, env = build_command(variant, options)
+    args = build_args(variant, options)
     if not options.builder:
         # A remote builder fetches the base itself; the local engine must have it.
         engine.ensure_base_image(engine.client(), options.base_image)
     tag = options.tag or variant.tag
-    print(f"==> building {tag} from {Path(command[command.index('--file') + 1]).name}", flush=True)
+    print(f"==> building {tag} from {Path(args[args.index('--file') + 1]).name}", flush=True)
     started = time.monotonic()
+    output: list[str] = []
     if options.progress == "tty":
-        # BuildKit draws its own display; nothing to capture.
-        returncode = subprocess.run(command, env=env, check=False).returncode
-        output: list[str] = []
+        returncode = engine.run_build_on_terminal(args)
     else:
-        returncode, output = _stream(command, env)
+        returncode, output = engine.run_build(args)
     seconds = time.monotonic() - started
     if returncode != 0:
         raise BuildFailed(failure_summary(tag, output, returncode))
     print(f"==> built {tag} in {seconds:.1f} s", flush=True)
-    revision = next(
-        (
-            arg.split("=", 1)[1]
-            for arg in command
-            if arg.startswith("org.opencontainers.image.revision=")
-        ),
-        "unknown",
-    )
-    return BuildResult(tag=tag, seconds=seconds, revision=revision)
-
-
-def _stream(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
-    """Run the build, echoing its output line by line and keeping it for the failure report."""
-    lines: list[str] = []
-    with subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-    ) as process:
-        assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            lines.append(line.rstrip("\n"))
-        sys.stdout.flush()
-    return process.returncode, lines
+    labels = dict(arg.split("=", 1) for arg in args if arg.startswith("org.opencontainers."))
+    return BuildResult(tag, seconds, labels.get("org.opencontainers.image.revision", "unknown"))
 
 
 STEP_TITLE = re.compile(r"^#(\d+) (\[.+)$")

@@ -1,4 +1,4 @@
-"""Run an image's service in a container reachable on loopback, and wait for it with deadlines."""
+"""The one way to start a container of an image: its service on loopback, always removed."""
 
 from __future__ import annotations
 
@@ -13,13 +13,9 @@ import docker.errors
 import docker.models.containers
 import httpx
 
-from service_images.errors import ToolError
+from service_images.errors import ServiceNotReady
 
 SERVICE_PORT = "8000/tcp"
-
-
-class ServiceNotReady(ToolError):
-    exit_code = 13
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""The Docker engine and the BuildKit front end the machine offers.
+"""The Docker engine: the only module that runs the docker CLI or opens an SDK client.
 
-Builds go through the docker CLI (docker-py's builder is the legacy one: no `RUN --mount`, no
-`--secret`); everything else (inspect, run, exec, stats) goes through the docker SDK. Both honour
-DOCKER_HOST.
+Builds go through the CLI (docker-py's builder is the legacy one: no `RUN --mount`, no
+`--secret`), as do BuildKit's cache commands and `docker import`; everything else (inspect, run,
+exec, stats) goes through the docker SDK. Both honour DOCKER_HOST.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 import docker
 import docker.errors
@@ -34,6 +37,30 @@ def client() -> docker.DockerClient:
     return sdk
 
 
+def cli(
+    *args: str, timeout: float = 600, stdin: IO[bytes] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`docker ARGS...`, output captured; the caller decides what a non-zero exit means."""
+    return subprocess.run(
+        ["docker", *args],
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def cli_word(*args: str, index: int = 0) -> str | None:
+    """One word of a docker command's output (a version, say), or None when it fails."""
+    try:
+        result = cli(*args, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    words = result.stdout.split()
+    return words[index] if result.returncode == 0 and len(words) > index else None
+
+
 @dataclass(frozen=True)
 class BuildFrontEnd:
     """How to run a BuildKit build with the client on this machine."""
@@ -41,11 +68,8 @@ class BuildFrontEnd:
     command: tuple[str, ...]
     env: dict[str, str]
     description: str
-    supports_builder: bool
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    is_buildx: bool
+    """buildx can use other builders, import/export cache and list cache records."""
 
 
 @functools.cache
@@ -53,13 +77,13 @@ def build_front_end() -> BuildFrontEnd:
     """The buildx plugin when present, else a pre-23 client with BuildKit built in."""
     if shutil.which("docker") is None:
         raise BuildKitMissing("no docker client on PATH: install one (scripts/bootstrap.sh does).")
-    buildx = _run("docker", "buildx", "version")
+    buildx = cli("buildx", "version", timeout=30)
     if buildx.returncode == 0:
         version = buildx.stdout.split()[1] if buildx.stdout.split()[1:] else "?"
         return BuildFrontEnd(
             ("docker", "buildx", "build", "--load"), {}, f"docker buildx {version}", True
         )
-    client_version = _run("docker", "version", "--format", "{{.Client.Version}}").stdout.strip()
+    client_version = cli("version", "--format", "{{.Client.Version}}", timeout=30).stdout.strip()
     major = client_version.split(".")[0]
     if major.isdigit() and int(major) < 23:
         # Clients before 23.0 carry BuildKit themselves and use it when asked to.
@@ -73,6 +97,41 @@ def build_front_end() -> BuildFrontEnd:
         f"the docker client ({client_version or 'unknown version'}) has no buildx plugin, so it "
         "cannot build with BuildKit: install docker-buildx (scripts/bootstrap.sh does)."
     )
+
+
+def run_build(
+    args: Sequence[str], *, echo: IO[str] | None = None, env: Mapping[str, str] | None = None
+) -> tuple[int, list[str]]:
+    """Run a BuildKit build (`args` after the front end's command); (exit code, output lines).
+
+    Output is echoed line by line to `echo` (stdout by default) while it runs, and kept for the
+    failure report.
+    """
+    front_end = build_front_end()
+    command = [*front_end.command, *args]
+    lines: list[str] = []
+    out = echo or sys.stdout
+    with subprocess.Popen(
+        command,
+        env={**os.environ, **front_end.env, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(line)
+            lines.append(line.rstrip("\n"))
+        out.flush()
+    return process.returncode, lines
+
+
+def run_build_on_terminal(args: Sequence[str]) -> int:
+    """A build that draws BuildKit's own display (`--progress tty`): nothing to capture."""
+    front_end = build_front_end()
+    command = [*front_end.command, *args]
+    return subprocess.run(command, env={**os.environ, **front_end.env}, check=False).returncode
 
 
 def image_exists(sdk: docker.DockerClient, tag: str) -> bool:

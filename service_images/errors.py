@@ -1,7 +1,8 @@
-"""Errors a user can act on: each is one line saying what is wrong and what to do, and an exit code.
+"""Errors a user can act on, and the one table of exit codes.
 
-tasks.py and noxfile.py turn them into `invoke.Exit` / `session.error`; nothing shows a traceback
-for these unless `SERVICE_IMAGES_DEBUG=1` is set.
+Each error is one line saying what is wrong and what to do, and exits with its own code, the same
+from invoke, nox and `python -m service_images...` (`service_images.cli.user_errors` does that).
+README.md's exit-code table is rendered from `EXIT_CODES`; a test keeps them equal.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ class ToolError(Exception):
     """A failure with a one-line explanation for the user and a distinct exit code."""
 
     exit_code = 1
+    meaning = "a check failed (a contract or tooling test, a linter) or an error not listed here"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -21,6 +23,7 @@ class ToolError(Exception):
 
 class UnknownVariant(ToolError):
     exit_code = 2
+    meaning = "unknown image variant"
 
     def __init__(self, name: str, known: Iterable[str]) -> None:
         super().__init__(f"unknown image variant {name!r}: choose one of {', '.join(known)}.")
@@ -28,35 +31,85 @@ class UnknownVariant(ToolError):
 
 class EngineUnreachable(ToolError):
     exit_code = 3
+    meaning = "Docker engine unreachable (start it: `scripts/bootstrap.sh`, or set `DOCKER_HOST`)"
 
 
 class BuildKitMissing(ToolError):
     exit_code = 4
+    meaning = "no BuildKit (install the buildx plugin: `scripts/bootstrap.sh` does)"
 
 
 class MissingFile(ToolError):
     exit_code = 5
+    meaning = "a Dockerfile, requirements or lock file, or a tool the task needs, is missing"
 
 
 class BaseImageMissing(ToolError):
     exit_code = 6
+    meaning = "base image neither present nor pullable (`invoke base-image`)"
 
 
 class BadCABundle(ToolError):
     exit_code = 7
+    meaning = "the CA bundle path is not a file"
 
 
 class BuildFailed(ToolError):
     exit_code = 8
+    meaning = "the build failed (the failing step and its last lines are shown)"
 
 
 class RequirementsProblem(ToolError):
     exit_code = 9
+    meaning = "requirements/locks problem (every problem is listed)"
 
 
 class BudgetExceeded(ToolError):
     exit_code = 10
+    meaning = "a budget of the variants table exceeded (bench, base image)"
 
 
 class AuditUnavailable(ToolError):
     exit_code = 11
+    meaning = "the vulnerability service is unreachable (nothing was checked, so no verdict)"
+
+
+class DoctorFailed(ToolError):
+    exit_code = 12
+    meaning = "`invoke doctor` found something that blocks a build"
+
+
+class ServiceNotReady(ToolError):
+    exit_code = 13
+    meaning = "a container of the image did not start serving (its logs are shown)"
+
+
+class ReadmeOutOfDate(ToolError):
+    exit_code = 14
+    meaning = "README.md's generated sections are missing or out of date (`invoke readme`)"
+
+
+class VulnerabilitiesFound(ToolError):
+    exit_code = 15
+    meaning = "known vulnerabilities in a lock (each one is listed)"
+
+
+# The one table: README.md's exit codes are rendered from it, and a test checks that every
+# ToolError the package defines is here with a code of its own.
+EXIT_CODES: tuple[type[ToolError], ...] = (
+    ToolError,
+    UnknownVariant,
+    EngineUnreachable,
+    BuildKitMissing,
+    MissingFile,
+    BaseImageMissing,
+    BadCABundle,
+    BuildFailed,
+    RequirementsProblem,
+    BudgetExceeded,
+    AuditUnavailable,
+    DoctorFailed,
+    ServiceNotReady,
+    ReadmeOutOfDate,
+    VulnerabilitiesFound,
+)

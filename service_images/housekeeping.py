@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +11,10 @@ from rich.table import Table
 
 from service_images import engine
 from service_images.build import resolve_ca_bundle
-from service_images.errors import ToolError
+from service_images.buildcache import BuildCache
+from service_images.errors import DoctorFailed, ToolError
 from service_images.variants import PROJECT_LABEL, VARIANT_LABEL, VARIANTS
 
-# The Dockerfiles' cache mounts all have ids starting with this.
-CACHE_ID_PREFIX = "python-ai-service-"
 FULL_BUILD_FREE_GB = 25  # a full build: ~10 GB image + ~10 GB build cache + downloads
 
 
@@ -26,10 +24,6 @@ class Check:
     ok: bool
     detail: str
     blocking: bool = True
-
-
-class DoctorFailed(ToolError):
-    exit_code = 12
 
 
 def doctor(*, base_image: str, ca_bundle: str | None) -> None:
@@ -105,16 +99,11 @@ def clean(*, include_base: bool) -> None:
         for tag in image.tags or [str(image.id)]:
             print(f"==> removing image {tag}")
             sdk.images.remove(tag, force=True)
-    # BuildKit does not show cache-mount ids: ours are recognised by target and RUN command.
-    from service_images.bench import BuildCache, cache_mount_descriptions, select_cache_mounts
-
     cache = BuildCache()
-    descriptions: set[str] = set()
-    for variant in VARIANTS.values():
-        descriptions |= cache_mount_descriptions(variant.dockerfile.read_text())
-    ours, _ = select_cache_mounts(cache.records(), descriptions)
+    ours, _ = cache.ours(variant.dockerfile for variant in VARIANTS.values())
     if ours:
         print(f"==> pruning {len(ours)} build cache mounts")
         cache.prune(record.id for record in ours)
     # Layer cache that no image refers to any more (ours, now that its images are gone).
-    subprocess.run(["docker", "builder", "prune", "--force"], check=False)
+    print("==> pruning unused build cache")
+    cache.prune_unused_layers()

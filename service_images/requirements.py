@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from service_images import locks
-from service_images.errors import RequirementsProblem, ToolError
+from service_images.cli import user_errors
+from service_images.errors import RequirementsProblem
 from service_images.variants import ROOT, VARIANTS, Variant, normalise
 
 # pip's inline comment: a `#` after whitespace ends the requirement.
@@ -250,7 +250,7 @@ def check(root: Path = ROOT) -> str:
     return f"requirements: OK ({counts}; locks fresh)"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m service_images.requirements",
         description="Check both images' requirements files and locks against each other.",
@@ -259,13 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--root", type=Path, default=ROOT, help="directory holding the files (default: the repo)"
     )
     args = parser.parse_args(argv)
-    try:
+    with user_errors():
         print(check(args.root))
-    except ToolError as error:
-        print(f"error: {error.message}", file=sys.stderr)
-        return error.exit_code
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

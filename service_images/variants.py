@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from service_images.errors import UnknownVariant
@@ -71,7 +71,6 @@ class Variant:
     lock: Path
     description: str
     budgets: Budgets
-    build_args: dict[str, str] = field(default_factory=dict)
     forbidden: tuple[str, ...] = ()
     """Distribution patterns that must not be installed."""
     backends: tuple[str, ...] = ()

@@ -19,10 +19,8 @@ import docker.models.images
 import pytest
 import testinfra
 
-from service_images import engine
 from service_images.build import git
 from service_images.containers import Service, running
-from service_images.errors import ToolError
 from service_images.requirements import locked_versions
 from service_images.variants import VARIANTS, Variant, get_variant
 
@@ -62,16 +60,6 @@ def variant(pytestconfig: pytest.Config) -> Variant:
 @pytest.fixture(scope="session")
 def locked(variant: Variant) -> dict[str, str]:
     return locked_versions(variant.lock)
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
-    try:
-        sdk = engine.client()
-    except ToolError as error:
-        pytest.exit(error.message, returncode=error.exit_code)
-    yield sdk
-    sdk.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ against it (only the tests that guard that thing), and expects a failure naming 
 from __future__ import annotations
 
 import contextlib
+import io
 import subprocess
 import sys
 import uuid
@@ -18,7 +19,7 @@ import docker
 import docker.errors
 import pytest
 
-from service_images import engine
+from service_images import contract, engine
 from service_images.build import CA_SECRET_ID, resolve_ca_bundle
 from service_images.variants import ROOT, VARIANTS
 
@@ -86,31 +87,23 @@ BREAKAGES = (
 )
 
 
-@pytest.fixture(scope="module")
-def docker_client() -> Iterator[docker.DockerClient]:
-    sdk = engine.client()
-    if not engine.image_exists(sdk, VARIANTS["ci"].tag):
-        pytest.fail(f"{VARIANTS['ci'].tag} is missing: build it first (invoke build-ci).")
-    yield sdk
-    sdk.close()
-
-
 @pytest.fixture
 def broken_image(
     request: pytest.FixtureRequest, docker_client: docker.DockerClient, tmp_path: Path
 ) -> Iterator[str]:
+    if not engine.image_exists(docker_client, VARIANTS["ci"].tag):
+        pytest.fail(f"{VARIANTS['ci'].tag} is missing: build it first (invoke build-ci).")
     breakage: Breakage = request.param
     bundle = resolve_ca_bundle(None)
     if breakage.needs_ca_bundle and bundle is None:
         pytest.skip("no CA bundle on this host to leak")
     tag = f"python-ai-service:broken-{breakage.name}-{uuid.uuid4().hex[:8]}"
     (tmp_path / "Dockerfile").write_text(f"FROM {VARIANTS['ci'].tag}\n{breakage.dockerfile}\n")
-    front_end = engine.build_front_end()
-    command = [*front_end.command, "--quiet", "--tag", tag, str(tmp_path)]
+    args = ["--tag", tag, str(tmp_path)]
     if bundle is not None:
-        command[-1:-1] = ["--secret", f"id={CA_SECRET_ID},src={bundle}"]
-    built = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
-    assert built.returncode == 0, built.stderr
+        args[-1:-1] = ["--secret", f"id={CA_SECRET_ID},src={bundle}"]
+    returncode, output = engine.run_build(args, echo=io.StringIO())
+    assert returncode == 0, "\n".join(output[-30:])
     try:
         yield tag
     finally:
@@ -125,15 +118,12 @@ def broken_image(
     indirect=["broken_image"],
 )
 def test_contract_fails_and_names_the_problem(broken_image: str, breakage: Breakage) -> None:
-    contract = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "tests/contract", "-p", "no:cacheprovider",
-            "--variant", "ci", "--image", broken_image, "-k", breakage.tests, "-q",
-        ],
+    contract_run = subprocess.run(
+        [sys.executable, *contract.pytest_args("ci", broken_image, "-k", breakage.tests, "-q")],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
-    output = contract.stdout + contract.stderr
-    assert contract.returncode == 1, f"the contract did not fail on {breakage.name}:\n{output}"
+    output = contract_run.stdout + contract_run.stderr
+    assert contract_run.returncode == 1, f"the contract did not fail on {breakage.name}:\n{output}"
     assert breakage.expected in output, (
         f"the failure does not name {breakage.expected!r}:\n{output}"
     )

@@ -14,17 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from service_images import bench, report
+from service_images import buildcache
+from service_images.bench import machine, memory, report
+from service_images.bench import run as bench_run
+from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
 from service_images.errors import MissingFile
-from service_images.report import (
-    README_END,
-    README_START,
-    BudgetCheck,
-    Metric,
-    ReadmeMarkersMissing,
-    Report,
-    VariantResult,
-)
 from service_images.variants import ROOT, VARIANTS, Budgets
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
@@ -207,80 +201,6 @@ def test_markdown_rows_all_have_five_cells() -> None:
     assert all(row.count(" | ") == 4 for row in rows)
 
 
-# --- README section -------------------------------------------------------------------------------
-
-README = textwrap.dedent(
-    f"""\
-    # python-ai-service
-
-    Intro written by hand.
-
-    ## Performance
-
-    {README_START}
-    figures typed by hand: 85% faster!
-    {README_END}
-
-    ## Afterwards
-    Also by hand.
-    """
-)
-
-
-def test_readme_section_is_replaced_between_the_markers_only() -> None:
-    section = report.render_readme_section(sample_report(), chart="docs/bench.png")
-    updated = report.replace_readme_section(README, section)
-    before, _, rest = README.partition(README_START)
-    _, _, after = rest.partition(README_END)
-    assert updated.startswith(before + README_START + "\n")
-    assert updated.endswith(README_END + after)
-    assert "85% faster" not in updated
-    assert f"| cold build | 25.0 s | 10.0 s | 0.40{X} |" in updated
-    assert "![ours/naive per figure, lower is better](docs/bench.png)" in updated
-    assert "Measured 2026-11-28T18:40:00+00:00" in updated
-    assert "Tools: python 3.11.7, BuildKit v0.8+unknown." in updated
-
-
-def test_readme_regeneration_is_idempotent() -> None:
-    section = report.render_readme_section(sample_report())
-    once = report.replace_readme_section(README, section)
-    assert report.replace_readme_section(once, section) == once
-    assert "![" not in once, "no chart link unless a committed chart is given"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "# README without markers\n",
-        f"only the start {README_START}\n",
-        f"{README_END}\nreversed\n{README_START}\n",
-        f"{README_START}\n{README_END}\n{README_START}\n{README_END}\n",
-    ],
-)
-def test_readme_without_one_pair_of_markers_is_a_clear_error(text: str) -> None:
-    with pytest.raises(ReadmeMarkersMissing, match="bench:"):
-        report.replace_readme_section(text, "section")
-
-
-def test_regenerate_readme_from_json(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text(README)
-    results = tmp_path / "bench.json"
-    report.save(sample_report(), results)
-    bench.regenerate_readme(readme=readme, results=results, chart=tmp_path / "docs" / "none.png")
-    text = readme.read_text()
-    assert "Intro written by hand." in text
-    assert "Also by hand." in text
-    assert f"| layers | 8 | 9 | 1.12{X} |  |" in text
-
-
-def test_regenerate_readme_needs_the_readme(tmp_path: Path) -> None:
-    results = tmp_path / "bench.json"
-    report.save(sample_report(), results)
-    with pytest.raises(ReadmeMarkersMissing, match="does not exist"):
-        bench.regenerate_readme(readme=tmp_path / "README.md", results=results)
-
-
 # --- Chart ----------------------------------------------------------------------------------------
 
 
@@ -295,7 +215,7 @@ def test_chart_is_a_png(tmp_path: Path) -> None:
 
 
 def test_parse_memory_stat_v1() -> None:
-    stat = bench.parse_memory_stat((FIXTURES / "cgroup-v1-memory.stat").read_text())
+    stat = memory.parse_memory_stat((FIXTURES / "cgroup-v1-memory.stat").read_text())
     assert stat["total_rss"] == 61_956_096
     assert stat["total_cache"] == 5_645_901_824, "page cache is there, and must not be used"
 
@@ -309,8 +229,8 @@ def cgroup_v1(root: Path) -> Path:
 
 def test_v1_reads_total_rss_of_the_buildkit_cgroup(tmp_path: Path) -> None:
     root = cgroup_v1(tmp_path)
-    assert bench.cgroup_version(root) == 1
-    reading = bench.read_build_memory(root, bench.memory_candidates(root))
+    assert memory.cgroup_version(root) == 1
+    reading = memory.read_build_memory(root, memory.memory_candidates(root))
     assert reading is not None
     value, source = reading
     assert value == 61_956_096
@@ -322,7 +242,7 @@ def test_v2_reads_anon_of_the_buildkit_cgroup(tmp_path: Path) -> None:
     path = tmp_path / "docker" / "buildkit" / "memory.stat"
     path.parent.mkdir(parents=True)
     shutil.copyfile(FIXTURES / "cgroup-v2-memory.stat", path)
-    reading = bench.read_build_memory(tmp_path, bench.memory_candidates(tmp_path))
+    reading = memory.read_build_memory(tmp_path, memory.memory_candidates(tmp_path))
     assert reading is not None
     assert reading[0] == 283_115_520
     assert "anon" in reading[1].description
@@ -338,7 +258,7 @@ def test_v2_systemd_scopes_add_up_and_skip_ordinary_containers(tmp_path: Path) -
     ):
         (tmp_path / "system.slice" / name).mkdir(parents=True)
         (tmp_path / "system.slice" / name / "memory.stat").write_text(stat)
-    reading = bench.read_build_memory(tmp_path, bench.memory_candidates(tmp_path))
+    reading = memory.read_build_memory(tmp_path, memory.memory_candidates(tmp_path))
     assert reading is not None
     assert reading[0] == 2 * 283_115_520
 
@@ -346,8 +266,8 @@ def test_v2_systemd_scopes_add_up_and_skip_ordinary_containers(tmp_path: Path) -
 def test_sampler_keeps_the_peak(tmp_path: Path) -> None:
     root = cgroup_v1(tmp_path)
     stat = root / "memory" / "docker" / "buildkit" / "memory.stat"
-    sampler = bench.PeakSampler(root, enabled=False)
-    for rss in (100 * bench.MB, 700 * bench.MB, 300 * bench.MB):
+    sampler = memory.PeakSampler(root, enabled=False)
+    for rss in (100 * memory.MB, 700 * memory.MB, 300 * memory.MB):
         stat.write_text(f"rss 0\ntotal_cache 999999999999\ntotal_rss {rss}\n")
         sampler._sample()
     assert sampler.peak_mb == pytest.approx(700)
@@ -355,14 +275,14 @@ def test_sampler_keeps_the_peak(tmp_path: Path) -> None:
 
 def test_sampler_thread_samples_while_the_block_runs(tmp_path: Path) -> None:
     root = cgroup_v1(tmp_path)
-    with bench.PeakSampler(root, interval=0.01) as sampler:
+    with memory.PeakSampler(root, interval=0.01) as sampler:
         pass
     assert sampler.peak == 61_956_096
     assert "total_rss" in sampler.describe()
 
 
 def test_no_cgroup_file_is_not_measurable(tmp_path: Path) -> None:
-    with bench.PeakSampler(tmp_path, interval=0.01) as sampler:
+    with memory.PeakSampler(tmp_path, interval=0.01) as sampler:
         pass
     assert sampler.peak_mb is None
     assert "not measurable here" in sampler.describe()
@@ -378,7 +298,7 @@ def test_no_cgroup_file_is_not_measurable(tmp_path: Path) -> None:
     ],
 )
 def test_memory_is_only_sampled_for_a_local_engine(docker_host: str | None, local: bool) -> None:
-    assert bench.engine_is_local(docker_host) is local
+    assert memory.engine_is_local(docker_host) is local
 
 
 # --- BuildKit cache records -----------------------------------------------------------------------
@@ -412,8 +332,8 @@ DOCKERFILE = textwrap.dedent(
 )
 
 
-def records() -> list[bench.CacheRecord]:
-    return bench.parse_du_verbose((FIXTURES / "buildx-du-verbose.txt").read_text())
+def records() -> list[buildcache.CacheRecord]:
+    return buildcache.parse_du_verbose((FIXTURES / "buildx-du-verbose.txt").read_text())
 
 
 def test_parse_du_verbose() -> None:
@@ -431,20 +351,20 @@ def test_parse_du_verbose() -> None:
 
 
 def test_in_use_marker_is_not_part_of_the_id() -> None:
-    parsed = bench.parse_du_verbose("ID:\t\tabc123*\nType:\t\tregular\nDescription:\tx\n")
+    parsed = buildcache.parse_du_verbose("ID:\t\tabc123*\nType:\t\tregular\nDescription:\tx\n")
     assert parsed[0].id == "abc123"
 
 
 def test_cache_mount_descriptions_only_for_our_ids() -> None:
-    descriptions = bench.cache_mount_descriptions(DOCKERFILE)
+    descriptions = buildcache.cache_mount_descriptions(DOCKERFILE)
     assert len(descriptions) == 2
     assert all(d.startswith("cached mount /root/.cache/") for d in descriptions)
     assert not any("other" in d for d in descriptions)
 
 
 def test_our_cache_mounts_are_recognised_in_real_records() -> None:
-    ours, unattributed = bench.select_cache_mounts(
-        records(), bench.cache_mount_descriptions(DOCKERFILE)
+    ours, unattributed = buildcache.select_cache_mounts(
+        records(), buildcache.cache_mount_descriptions(DOCKERFILE)
     )
     assert sorted(record.id for record in ours) == [
         "oqwfpuvj4xhjt34tgxz21f7g0",
@@ -455,8 +375,8 @@ def test_our_cache_mounts_are_recognised_in_real_records() -> None:
 
 def test_a_cache_mount_from_an_older_dockerfile_is_reported_not_pruned() -> None:
     changed = DOCKERFILE.replace("--require-hashes --no-deps", "--require-hashes")
-    ours, unattributed = bench.select_cache_mounts(
-        records(), bench.cache_mount_descriptions(changed)
+    ours, unattributed = buildcache.select_cache_mounts(
+        records(), buildcache.cache_mount_descriptions(changed)
     )
     assert [record.id for record in ours] == ["oqwfpuvj4xhjt34tgxz21f7g0"]
     assert [record.id for record in unattributed] == ["qfwaitub391p2x1fcyuzsdofq"]
@@ -464,12 +384,12 @@ def test_a_cache_mount_from_an_older_dockerfile_is_reported_not_pruned() -> None
 
 def test_the_real_dockerfiles_declare_cache_mounts_the_bench_can_find() -> None:
     for variant in VARIANTS.values():
-        descriptions = bench.cache_mount_descriptions(variant.dockerfile.read_text())
+        descriptions = buildcache.cache_mount_descriptions(variant.dockerfile.read_text())
         assert descriptions, f"{variant.dockerfile.name}: no `python-ai-service-*` cache mount"
 
 
 def test_id_filter_matches_exactly_the_given_records() -> None:
-    assert bench.id_filter(["b2", "a1"]) == "id=^(a1|b2)$"
+    assert buildcache.id_filter(["b2", "a1"]) == "id=^(a1|b2)$"
 
 
 # --- Other builds ---------------------------------------------------------------------------------
@@ -491,7 +411,7 @@ def test_id_filter_matches_exactly_the_given_records() -> None:
     ],
 )
 def test_is_build_command(argv: list[str], is_build: bool) -> None:
-    assert bench.is_build_command(argv) is is_build
+    assert machine.is_build_command(argv) is is_build
 
 
 def test_other_builds_reads_proc(tmp_path: Path) -> None:
@@ -503,7 +423,7 @@ def test_other_builds_reads_proc(tmp_path: Path) -> None:
     process(11, "bash")
     process(12, "docker", "build", ".")
     (tmp_path / "self").mkdir()
-    found = bench.other_builds(tmp_path, own_pid=12)
+    found = machine.other_builds(tmp_path, own_pid=12)
     assert found == [(10, "docker buildx build --load .")]
 
 
@@ -511,16 +431,16 @@ def test_other_builds_reads_proc(tmp_path: Path) -> None:
 
 
 def test_code_change_happens_in_a_copy_only(tmp_path: Path) -> None:
-    real = (ROOT / bench.SERVICE_FILE).read_bytes()
-    context = bench.copy_context(tmp_path / "context")
-    bench.change_service_code(context)
-    assert (ROOT / bench.SERVICE_FILE).read_bytes() == real
-    copied = (context / bench.SERVICE_FILE).read_bytes()
+    real = (ROOT / bench_run.SERVICE_FILE).read_bytes()
+    context = bench_run.copy_context(tmp_path / "context")
+    bench_run.change_service_code(context)
+    assert (ROOT / bench_run.SERVICE_FILE).read_bytes() == real
+    copied = (context / bench_run.SERVICE_FILE).read_bytes()
     assert copied.startswith(real)
     assert b"# bench: a code-only change" in copied[len(real) :]
     for variant in VARIANTS.values():
         assert (context / variant.dockerfile.relative_to(ROOT)).is_file()
-        assert (context / bench.NAIVE_DIR / variant.dockerfile.name).is_file(), (
+        assert (context / bench_run.NAIVE_DIR / variant.dockerfile.name).is_file(), (
             f"no naive reference for {variant.dockerfile.name}"
         )
     assert not list(context.rglob("__pycache__"))
@@ -528,7 +448,7 @@ def test_code_change_happens_in_a_copy_only(tmp_path: Path) -> None:
 
 def test_bench_tags_never_collide_with_the_user_tags() -> None:
     for variant in VARIANTS.values():
-        tags = bench.bench_tags(variant).values()
+        tags = bench_run.bench_tags(variant).values()
         assert variant.tag not in tags
         assert len(set(tags)) == 4
         assert all(":bench-" in tag for tag in tags)

@@ -1,4 +1,4 @@
-"""The BuildKit command the tasks run: secret, labels, cache flags, context."""
+"""The BuildKit arguments the tasks pass: secret, labels, cache flags, context (no engine)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,17 @@ from pathlib import Path
 import pytest
 
 from service_images import engine
-from service_images.build import BuildOptions, build_command, git
-from service_images.errors import BuildKitMissing, ToolError
+from service_images.build import BuildOptions, build_args, git
+from service_images.errors import BuildKitMissing
 from service_images.variants import PROJECT_LABEL, ROOT, VARIANTS
+
+BUILDX = engine.BuildFrontEnd(("docker", "buildx", "build", "--load"), {}, "buildx 0.13", True)
+LEGACY = engine.BuildFrontEnd(("docker", "build"), {"DOCKER_BUILDKIT": "1"}, "docker 20.10", False)
 
 
 @pytest.fixture(autouse=True)
-def buildx() -> None:
-    try:
-        if not engine.build_front_end().supports_builder:
-            pytest.skip("these options need the buildx plugin")
-    except ToolError as error:
-        pytest.skip(error.message)
+def buildx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "build_front_end", lambda: BUILDX)
 
 
 def flag_values(command: list[str], flag: str) -> list[str]:
@@ -28,13 +27,13 @@ def flag_values(command: list[str], flag: str) -> list[str]:
 def test_ca_bundle_is_only_a_secret(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    command, _ = build_command(VARIANTS["ci"], BuildOptions(ca_bundle=str(bundle)))
+    command = build_args(VARIANTS["ci"], BuildOptions(ca_bundle=str(bundle)))
     assert flag_values(command, "--secret") == [f"id=ca_bundle,src={bundle}"]
     assert sum(str(bundle) in arg for arg in command) == 1
 
 
 def test_labels_name_the_commit_and_the_project() -> None:
-    command, _ = build_command(VARIANTS["full"], BuildOptions())
+    command = build_args(VARIANTS["full"], BuildOptions())
     labels = dict(value.split("=", 1) for value in flag_values(command, "--label"))
     assert labels["org.opencontainers.image.revision"] == git("rev-parse", "HEAD")
     assert labels[PROJECT_LABEL] == "true"
@@ -44,19 +43,14 @@ def test_labels_name_the_commit_and_the_project() -> None:
 
 def test_cache_flags_pass_through_and_empty_ones_are_dropped() -> None:
     options = BuildOptions(cache_from="type=registry,ref=r:cache", cache_to="", builder="remote")
-    command, _ = build_command(VARIANTS["ci"], options)
+    command = build_args(VARIANTS["ci"], options)
     assert flag_values(command, "--cache-from") == ["type=registry,ref=r:cache"]
     assert flag_values(command, "--cache-to") == []
     assert flag_values(command, "--builder") == ["remote"]
 
 
 def test_buildx_only_flags_need_buildx(monkeypatch: pytest.MonkeyPatch) -> None:
-    legacy = engine.BuildFrontEnd(
-        ("docker", "build"), {"DOCKER_BUILDKIT": "1"}, "docker 20.10", False
-    )
-    monkeypatch.setattr(engine, "build_front_end", lambda: legacy)
+    monkeypatch.setattr(engine, "build_front_end", lambda: LEGACY)
     with pytest.raises(BuildKitMissing, match="--cache-from needs the buildx plugin"):
-        build_command(VARIANTS["ci"], BuildOptions(cache_from="type=local,src=/tmp/c"))
-    command, env = build_command(VARIANTS["ci"], BuildOptions())
-    assert command[:2] == ["docker", "build"]
-    assert env["DOCKER_BUILDKIT"] == "1"
+        build_args(VARIANTS["ci"], BuildOptions(cache_from="type=local,src=/tmp/c"))
+    assert "--builder" not in build_args(VARIANTS["ci"], BuildOptions())

@@ -1,0 +1,45 @@
+"""The one adapter between the package and a command line: errors and log noise.
+
+invoke tasks, nox sessions and the `python -m service_images...` entry points all run their work
+inside `user_errors()`: a ToolError becomes one `error: ...` line on stderr and the error's exit
+code (no traceback unless SERVICE_IMAGES_DEBUG=1), so a failure exits the same way whichever tool
+started it. `quiet_logs()` keeps third-party debug logging (the docker SDK, urllib3) out of the
+output, which nox would otherwise show, unless SERVICE_IMAGES_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+from service_images.errors import ToolError
+
+DEBUG_VARIABLE = "SERVICE_IMAGES_DEBUG"
+NOISY_LOGGERS = ("docker", "urllib3", "httpx", "httpcore", "paramiko", "matplotlib", "PIL")
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Exit with the error's code and its one line; a traceback only when debugging."""
+    try:
+        yield
+    except ToolError as error:
+        if debugging():
+            raise
+        print(f"error: {error.message}", file=sys.stderr, flush=True)
+        raise SystemExit(error.exit_code) from None
+
+
+def quiet_logs() -> None:
+    """Library loggers at WARNING, unless SERVICE_IMAGES_DEBUG=1 asks for everything."""
+    if debugging():
+        return
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

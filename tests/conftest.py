@@ -1,0 +1,41 @@
+"""What every test folder shares: the one Docker client, and the `docker` marker by folder.
+
+tests/service           the service on the host (no Docker)
+tests/tooling           the task suite on the host (no Docker)
+tests/build             builds: the build context, failed builds, the base image
+tests/contract          the image contract, for any tag (`--variant`, `--image`)
+tests/contract_selftest the contract fails on deliberately broken images
+tests/readme            every README command, as a newcomer runs it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from service_images import engine
+from service_images.errors import ToolError
+
+NEEDS_DOCKER = ("build", "contract", "contract_selftest", "readme")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in NEEDS_DOCKER:
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The engine, or the run stops with the one-line reason and its exit code (3: unreachable)."""
+    try:
+        sdk = engine.client()
+    except ToolError as error:
+        pytest.exit(error.message, returncode=error.exit_code)
+    yield sdk
+    sdk.close()
