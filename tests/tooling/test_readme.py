@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import runpy
 import subprocess
 import sys
@@ -118,3 +119,19 @@ def test_every_session_and_task_is_documented() -> None:
     assert not undocumented, f"commands missing from service_images/commands.py: {undocumented}"
     gone = documented - entry_points()
     assert not gone, f"documented commands that do not exist: {gone}"
+
+
+def test_the_architecture_section_matches_the_tree() -> None:
+    """Every module of the package and every test folder is on README's map, and nothing else."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Architecture") : text.index("## How the images are built")]
+    package = ROOT / "service_images"
+    modules = {path.name for path in package.glob("*.py") if path.name != "__init__.py"}
+    modules |= {f"{path.name}/" for path in package.iterdir() if (path / "__init__.py").is_file()}
+    folders = {f"tests/{path.name}/" for path in (ROOT / "tests").iterdir() if path.is_dir()}
+    folders -= {"tests/__pycache__/"}
+    missing = sorted(name for name in modules | folders if f"`{name}`" not in section)
+    assert not missing, f"README's architecture section does not mention: {missing}"
+    named = set(re.findall(r"`([a-z_]+\.py)`", section)) - {"tasks.py", "noxfile.py"}
+    gone = sorted(named - modules)
+    assert not gone, f"README's architecture section names modules that do not exist: {gone}"
