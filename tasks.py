@@ -174,3 +174,95 @@ def readme(c: Context, results: str = "docs/bench.json", check: bool = False) ->
 
     changed = sections.regenerate(results=ROOT / results, check=check)
     print("README.md: " + ("regenerated" if changed else "up to date"))
+
+
+@task(
+    help={
+        "variant": f"Which image to push: {' or '.join(VARIANTS)}.",
+        "registry": "Registry HOST[:PORT] (e.g. 127.0.0.1:5000 or ghcr.io/OWNER).",
+        "tag": "Tag in the registry (default: the variant's name, e.g. ci).",
+        "image": "Local image to push (default: the variant's tag, e.g. python-ai-service:ci).",
+        "output": "Where the JSON report goes (default reports/push-<variant>.json).",
+    }
+)
+@user_errors()
+def push(
+    c: Context,
+    registry: str,
+    variant: str = "ci",
+    tag: str | None = None,
+    image: str | None = None,
+    output: str | None = None,
+) -> None:
+    """Push an image; print and record its digest reference and compressed bytes."""
+    from service_images import registry as registries
+
+    result = registries.push(get_variant(variant), registry, image=image, tag=tag)
+    report = registries.write_report(result, Path(output) if output else None)
+    print(f"==> pushed {result.digest_reference}")
+    print(
+        f"==> {result.pushed_bytes / 1e6:.1f} MB compressed in {len(result.layer_bytes)} layers "
+        f"({result.layers_uploaded} uploaded, the rest already there) in {result.seconds:.1f} s; "
+        f"report: {report}"
+    )
+
+
+@task(
+    help={
+        "variant": f"Which image: {' or '.join(VARIANTS)} (its lock is the expectation).",
+        "image": "Image to describe (default: the variant's tag).",
+        "output": "Where the CycloneDX JSON goes (default reports/sbom-<variant>.cdx.json).",
+    }
+)
+@user_errors()
+def sbom(
+    c: Context, variant: str = "ci", image: str | None = None, output: str | None = None
+) -> None:
+    """Write a CycloneDX SBOM of what the image holds; exit 18 where it differs from the lock."""
+    from service_images import engine
+    from service_images import sbom as boms
+    from service_images.requirements import locked_versions
+
+    chosen = get_variant(variant)
+    bom = boms.image_bom(engine.client(), chosen, image or chosen.tag)
+    path = boms.write(bom, Path(output) if output else boms.default_output(chosen))
+    print(f"==> {len(bom['components'])} components in {path}")
+    boms.check_against_lock(bom, locked_versions(chosen.lock), chosen.lock.name)
+    print(f"==> the image holds exactly {chosen.lock.name}")
+
+
+@task(
+    help={
+        "full_image": "Full image to inventory (default python-ai-service:full).",
+        "ci_image": "CI image to inventory (default python-ai-service:ci).",
+        "full_sbom": "Read the full image's SBOM from this file instead of the image.",
+        "ci_sbom": "Read the CI image's SBOM from this file instead of the image.",
+    }
+)
+@user_errors()
+def scan_coverage(
+    c: Context,
+    full_image: str | None = None,
+    ci_image: str | None = None,
+    full_sbom: str | None = None,
+    ci_sbom: str | None = None,
+) -> None:
+    """Check every distribution of the full image is seen by the CI image scan or the lock audit."""
+    import json
+
+    from service_images import engine
+    from service_images import sbom as boms
+    from service_images.requirements import locked_versions
+
+    def load(name: str, image: str | None, path: str | None) -> dict[str, Any]:
+        if path:
+            loaded: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+            return loaded
+        chosen = get_variant(name)
+        return boms.image_bom(engine.client(), chosen, image or chosen.tag)
+
+    full = load("full", full_image, full_sbom)
+    covered = boms.check_coverage(
+        full, load("ci", ci_image, ci_sbom), locked_versions(VARIANTS["full"].lock)
+    )
+    print(f"==> all {covered} distributions of the full image are covered by a scan")

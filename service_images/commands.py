@@ -106,6 +106,24 @@ COMMANDS: tuple[Command, ...] = (
         smoke="invoke bench --help",
     ),
     Command(
+        "invoke push --variant ci --registry HOST:PORT",
+        "push an image; print and write (`reports/push-<variant>.json`) its digest and "
+        "compressed bytes",
+        smoke="invoke push --help",
+    ),
+    Command(
+        "invoke sbom --variant ci",
+        "CycloneDX SBOM of what the image holds (`reports/sbom-<variant>.cdx.json`), checked "
+        "against its lock",
+        smoke="invoke sbom --variant ci --output reports/sbom-ci.cdx.json",
+    ),
+    Command(
+        "invoke scan-coverage",
+        "every distribution in the full image is seen by the CI image's scan or the full lock's "
+        "audit (each gap listed)",
+        smoke="invoke scan-coverage --help",
+    ),
+    Command(
         "invoke readme",
         "regenerate README.md's generated sections (`--check` only compares)",
         smoke="invoke readme --check",

@@ -94,6 +94,33 @@ class VulnerabilitiesFound(ToolError):
     meaning = "known vulnerabilities in a lock (each one is listed)"
 
 
+class PushFailed(ToolError):
+    exit_code = 16
+    meaning = (
+        "a push to (or a manifest read from) the registry failed (the engine's reason is shown)"
+    )
+
+
+class RegistryUnavailable(ToolError):
+    exit_code = 17
+    meaning = "no local registry could be started (`apt-get install docker-registry`)"
+
+
+class SbomMismatch(ToolError):
+    exit_code = 18
+    meaning = "an image's SBOM differs from its lock (every difference is listed)"
+
+
+class ScanCoverageGap(ToolError):
+    exit_code = 19
+    meaning = "a distribution in the full image is covered by no scan (each one is listed)"
+
+
+class ImageMissing(ToolError):
+    exit_code = 20
+    meaning = "the image is not on this engine (build or pull it first)"
+
+
 # The one table: README.md's exit codes are rendered from it, and a test checks that every
 # ToolError the package defines is here with a code of its own.
 EXIT_CODES: tuple[type[ToolError], ...] = (
@@ -112,4 +139,9 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     ServiceNotReady,
     ReadmeOutOfDate,
     VulnerabilitiesFound,
+    PushFailed,
+    RegistryUnavailable,
+    SbomMismatch,
+    ScanCoverageGap,
+    ImageMissing,
 )
