@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
 import subprocess
@@ -81,8 +82,15 @@ def git(*args: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def oci_labels(variant: Variant) -> dict[str, str]:
-    """OCI annotations from git: where the image comes from and which commit it is."""
+def oci_labels(
+    variant: Variant, base_image: str = DEFAULT_BASE_IMAGE, *, local_base: bool = True
+) -> dict[str, str]:
+    """OCI annotations from git and the base image: where the image comes from, which commit.
+
+    Nothing here reads the clock: `created` is the commit time, so two builds of one commit carry
+    the same labels (and the same config, where the layers are the same). `local_base=False` (a
+    remote builder, which resolves the base itself) leaves the base's digest out.
+    """
     source = git("remote", "get-url", "origin")
     if "://" not in source and not source.startswith("git@"):
         source = ""  # a clone of a local path: no address anyone else could use
@@ -90,17 +98,61 @@ def oci_labels(variant: Variant) -> dict[str, str]:
     if not source and os.environ.get("GITHUB_REPOSITORY"):
         server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
         source = f"{server}/{os.environ['GITHUB_REPOSITORY']}"
-    return {
+    created = git("log", "-1", "--format=%cI")
+    if not created and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        # Outside a checkout (a source archive), the reproducible-builds convention.
+        epoch = int(os.environ["SOURCE_DATE_EPOCH"])
+        created = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    labels = {
         "org.opencontainers.image.title": IMAGE_NAME,
         "org.opencontainers.image.description": variant.description,
         "org.opencontainers.image.source": source or "unknown",
         "org.opencontainers.image.revision": git("rev-parse", "HEAD") or "unknown",
         "org.opencontainers.image.version": git("describe", "--tags", "--always", "--dirty")
         or "unknown",
-        "org.opencontainers.image.created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "org.opencontainers.image.created": created or "unknown",
+        "org.opencontainers.image.base.name": base_image,
         PROJECT_LABEL: "true",
         VARIANT_LABEL: variant.name,
     }
+    if local_base and (digest := base_image_digest(base_image)):
+        labels["org.opencontainers.image.base.digest"] = digest
+    return labels
+
+
+def _repository(reference: str) -> str:
+    """`python:3.11-slim`, `docker.io/library/python@sha256:..` -> `python` (as RepoDigests say)."""
+    name = reference.split("@", 1)[0]
+    if name.rfind(":") > name.rfind("/"):
+        name = name[: name.rfind(":")]
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        name = name.removeprefix(prefix)
+    return name
+
+
+def base_image_digest(base_image: str) -> str | None:
+    """The base image's digest as the local engine knows it, or None.
+
+    The manifest digest it was pulled by (a RepoDigest of the base's own repository; a push of the
+    base elsewhere adds RepoDigests that say nothing about its origin), else its image id (the
+    config digest: a bootstrapped base was never pulled, yet the id still pins its content).
+    """
+    if "@sha256:" in base_image:
+        return base_image.split("@", 1)[1]  # pinned by digest: the reference says it
+    try:
+        result = engine.cli(
+            "image", "inspect", "--format", "{{json .RepoDigests}} {{.Id}}", base_image, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0 or not result.stdout.strip():
+        return None
+    repo_digests, _, image_id = result.stdout.strip().rpartition(" ")
+    wanted = _repository(base_image)
+    for entry in json.loads(repo_digests or "[]"):
+        if _repository(entry) == wanted:
+            return str(entry.split("@", 1)[1])
+    return image_id or None
 
 
 def build_args(variant: Variant, options: BuildOptions) -> list[str]:
@@ -133,7 +185,8 @@ def build_args(variant: Variant, options: BuildOptions) -> list[str]:
         args.append("--no-cache")
     for name, value in {"BASE_IMAGE": options.base_image, **options.build_args}.items():
         args += ["--build-arg", f"{name}={value}"]
-    for name, value in {**oci_labels(variant), **options.labels}.items():
+    base_labels = oci_labels(variant, options.base_image, local_base=not options.builder)
+    for name, value in {**base_labels, **options.labels}.items():
         args += ["--label", f"{name}={value}"]
     if ca_bundle:
         args += ["--secret", f"id={CA_SECRET_ID},src={ca_bundle}"]
