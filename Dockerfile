@@ -1,17 +1,13 @@
 # Production image: the service with TensorFlow and PyTorch (requirements.lock).
-# Build from the repository root with BuildKit: `invoke build-full`.
+# Build from the repository root with BuildKit: `invoke build-full` (or `nox -s full_image`), which
+# stages what the install steps mount under .build/ (the lock's tiers and the task suite's uv).
 ARG BASE_IMAGE=python:3.11-slim
 
-# uv only installs the lock; it is mounted into the install step and never part of the image.
-FROM ${BASE_IMAGE} AS uv
-ARG UV_VERSION=0.13.9
-# The optional CA bundle secret lets pip/uv through a TLS-inspecting proxy; it is mounted for
-# the installing RUNs only and never lands in a layer.
-RUN --mount=type=cache,id=python-ai-service-pip,target=/root/.cache/pip \
-    --mount=type=secret,id=ca_bundle \
-    if [ -f /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
-    && python -m venv /opt/uv \
-    && /opt/uv/bin/pip install --disable-pip-version-check --quiet "uv==${UV_VERSION}"
+# binutils' strip, mounted into the install steps: the image itself carries no toolchain.
+FROM ${BASE_IMAGE} AS tools
+RUN apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --no-install-recommends binutils >/dev/null \
+    && rm -rf /var/lib/apt/lists/*
 
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="python-ai-service"
@@ -25,23 +21,45 @@ ENV PATH=/opt/venv/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2 \
     IMAGE_VARIANT=full
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
-# Dependencies before source: a code change rebuilds only the last layers. Installed in place
-# rather than in a stage of their own: copying ~9 GB of venv between stages costs a minute.
-# Every package is a manylinux wheel (UV_NO_BUILD): no compiler, ever. The packages' test suites
-# and C headers never run in production; bytecode is compiled (by uv, in parallel) because the
-# root filesystem may be read-only and torch/TensorFlow imports are large.
-COPY requirements.lock /tmp/requirements.lock
+# Dependencies before source, one layer per tier of the lock (service_images/variants.py, TIERS):
+# bumping a light package rebuilds, pushes and pulls only the last, small layer instead of 9 GB.
+# uv is the task suite's own binary, checked against the hash its wheel recorded; it, the lock
+# slices, the install script and the CA bundle are mounted for these steps only and never land in
+# a layer. Bytecode is compiled (--compile): the root filesystem may be read-only, and torch and
+# TensorFlow imports are large.
+ARG UV_SHA256
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
-    --mount=type=bind,from=uv,source=/opt/uv,target=/opt/uv \
+    --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.lock \
+    --mount=type=bind,source=.build/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \
-    if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi \
-    && export UV_CACHE_DIR=/root/.cache/uv UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_NO_BUILD=1 \
-    && /opt/uv/bin/uv venv --quiet --python "$(command -v python)" /opt/venv \
-    && /opt/uv/bin/uv pip install --quiet --python /opt/venv/bin/python --compile-bytecode \
-        --require-hashes --no-deps -r /tmp/requirements.lock \
-    && site=/opt/venv/lib/python3.11/site-packages \
-    && find "$site" -depth -type d -name tests -exec rm -rf {} + \
-    && rm -rf "$site"/torch/include "$site"/tensorflow/include /tmp/requirements.lock
+    echo "${UV_SHA256}  /tmp/build/uv/uv" | sha256sum -c --quiet \
+    && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
+RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
+    --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
+    --mount=type=bind,source=.build/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,from=tools,target=/tmp/build/tools \
+    --mount=type=secret,id=ca_bundle \
+    echo "${UV_SHA256}  /tmp/build/uv/uv" | sha256sum -c --quiet \
+    && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
+RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
+    --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
+    --mount=type=bind,source=.build/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,from=tools,target=/tmp/build/tools \
+    --mount=type=secret,id=ca_bundle \
+    echo "${UV_SHA256}  /tmp/build/uv/uv" | sha256sum -c --quiet \
+    && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
+RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
+    --mount=type=bind,source=.build/full/service.lock,target=/tmp/build/tier.lock \
+    --mount=type=bind,source=.build/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,from=tools,target=/tmp/build/tools \
+    --mount=type=secret,id=ca_bundle \
+    echo "${UV_SHA256}  /tmp/build/uv/uv" | sha256sum -c --quiet \
+    && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
 WORKDIR /app
 COPY python-ai-service/app ./app
 # Numeric, so Kubernetes runAsNonRoot can verify it without the image's /etc/passwd.

@@ -181,6 +181,6 @@ def audit(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Measure both images against naive Dockerfiles (`-- --variant ci`); not in the default run."""
+    """Measure both images against the pre-project Dockerfiles; not in the default run."""
     session.install("-e", ".")
     session.run("python", "-m", "service_images.bench", *session.posargs)

@@ -154,7 +154,7 @@ def bench(
     base_image: str = DEFAULT_BASE_IMAGE,
     ca_bundle: str | None = None,
 ) -> None:
-    """Measure each image against a naive Dockerfile in one run; exit 10 over a budget."""
+    """Measure each image against the pre-project Dockerfile in one run; exit 10 over a budget."""
     # Imported here: the bench pulls in more than the other tasks need to start.
     from service_images.bench import BenchOptions, parse_variants, run_bench
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service_images import engine
+from service_images import engine, tiers
 from service_images.errors import BadCABundle, BuildFailed, BuildKitMissing, MissingFile
 from service_images.variants import (
     DEFAULT_BASE_IMAGE,
@@ -159,7 +159,9 @@ def build_args(variant: Variant, options: BuildOptions) -> list[str]:
     """The arguments after the front end's build command (`docker buildx build --load ...`)."""
     dockerfile = options.dockerfile or options.context / variant.dockerfile.relative_to(ROOT)
     lock = options.context / variant.lock.relative_to(ROOT)
-    for needed in (dockerfile, lock):
+    # Another Dockerfile (the bench's "before" reference) brings its own inputs.
+    ours = options.dockerfile is None
+    for needed in (dockerfile, lock) if ours else (dockerfile,):
         if not needed.is_file():
             raise MissingFile(
                 f"{needed} is missing: the {variant.name} image is built from it"
@@ -183,7 +185,9 @@ def build_args(variant: Variant, options: BuildOptions) -> list[str]:
             args += [flag, value]
     if options.no_cache:
         args.append("--no-cache")
-    for name, value in {"BASE_IMAGE": options.base_image, **options.build_args}.items():
+    staged = tiers.stage(variant, options.context) if ours else {}
+    build_arguments = {"BASE_IMAGE": options.base_image, **staged, **options.build_args}
+    for name, value in build_arguments.items():
         args += ["--build-arg", f"{name}={value}"]
     base_labels = oci_labels(variant, options.base_image, local_base=not options.builder)
     for name, value in {**base_labels, **options.labels}.items():

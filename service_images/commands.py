@@ -102,7 +102,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "invoke bench",
-        "measure both images against naive Dockerfiles in one run (`--variant ci`: the light one)",
+        "measure both images against the pre-project Dockerfiles in one run (`--variant ci`)",
         smoke="invoke bench --help",
     ),
     Command(

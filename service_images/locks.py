@@ -58,6 +58,17 @@ def is_stale(variant: Variant, variants: Mapping[str, Variant] = VARIANTS) -> bo
     return recorded_digest(variant.lock) != inputs_digest(variant, variants)
 
 
+def environment() -> dict[str, str]:
+    """This process's environment, with the CA bundle where uv looks for one."""
+    # uv trusts a custom CA bundle (a TLS-inspecting proxy) only through SSL_CERT_FILE.
+    env = dict(os.environ)
+    for name in ("REQUESTS_CA_BUNDLE", "PIP_CERT"):
+        env.setdefault("SSL_CERT_FILE", env.get(name, ""))
+    if not env["SSL_CERT_FILE"]:
+        del env["SSL_CERT_FILE"]
+    return env
+
+
 def lock(variant: Variant, *, upgrade: bool = False) -> Path:
     """Resolve one variant's requirements into its lock file (with hashes)."""
     uv = shutil.which("uv")
@@ -74,13 +85,9 @@ def lock(variant: Variant, *, upgrade: bool = False) -> Path:
         command.append("--upgrade")
     for constraint in lock_inputs(variant)[1:]:
         command += ["--constraint", str(constraint.relative_to(ROOT))]
-    # uv trusts a custom CA bundle (a TLS-inspecting proxy) only through SSL_CERT_FILE.
-    env = dict(os.environ)
-    for name in ("REQUESTS_CA_BUNDLE", "PIP_CERT"):
-        env.setdefault("SSL_CERT_FILE", env.get(name, ""))
-    if not env["SSL_CERT_FILE"]:
-        del env["SSL_CERT_FILE"]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command, cwd=ROOT, env=environment(), capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise RequirementsProblem(

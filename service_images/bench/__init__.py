@@ -1,4 +1,4 @@
-"""`invoke bench`: build each variant and its naive reference in one run and measure both.
+"""`invoke bench`: build each variant and its "before" reference in one run and measure both.
 
 run.py      the run: builds, start-up, contract suite, clean-up, budgets
 memory.py   peak build memory from BuildKit's cgroup

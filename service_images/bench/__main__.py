@@ -14,7 +14,7 @@ from service_images.variants import DEFAULT_BASE_IMAGE, ROOT, VARIANTS
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m service_images.bench",
-        description="Build each variant and its naive reference; measure and compare them.",
+        description="Build each variant and its pre-project reference; measure and compare them.",
     )
     parser.add_argument(
         "--variant", choices=[*VARIANTS, "all"], default="all", help="what to measure (all)"

@@ -1,10 +1,12 @@
-"""One bench run: build each variant and its naive reference, measure both, check the budgets.
+"""One bench run: build each variant and its "before" reference, measure both, check the budgets.
 
-For every variant: a cold build of the naive Dockerfile and of ours (`--no-cache`, and the project's
-BuildKit cache mounts pruned first so downloads count), a rebuild after a service-code-only change,
-peak build memory, image size (and over the base), layers, installed distributions, container start
-to `/health` and to Docker `healthy`, and the contract suite's time. Every figure gets a same-run
-ratio ours/naive, and the budgets of the variants table are checked: BudgetExceeded names each one.
+For every variant, ours against "before" (the pre-project Dockerfiles of the write-up, in
+service_images/before/): a cold build (`--no-cache`, and the project's BuildKit cache mounts pruned
+first so downloads count), a rebuild after a service-code-only change, a rebuild after bumping one
+light dependency and the bytes it added, peak build memory, image size (over the base, and
+compressed as a registry stores it), layers, installed distributions, container start to /health
+and to Docker `healthy`, and the contract suite's time. Every figure gets a same-run ratio
+ours/before, and the budgets of the variants table are checked: BudgetExceeded names each one.
 
 All builds use a temporary copy of the build context, so the working tree is never modified, and
 the images get bench-only tags (`python-ai-service:bench-ci`, ...): images the user built
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,30 +31,24 @@ import docker
 import docker.errors
 from rich.console import Console
 
-from service_images import containers, contract, engine
-from service_images.bench import report
+from service_images import contract, engine
+from service_images.bench import context, images, report
 from service_images.bench.display import Display, Step
 from service_images.bench.machine import machine_facts, other_builds, tool_versions
 from service_images.bench.memory import MB, PeakSampler, engine_is_local
 from service_images.bench.report import Metric, Report, VariantResult
 from service_images.build import BuildOptions, build_image
 from service_images.buildcache import CACHE_ID_PREFIX, BuildCache
-from service_images.errors import BudgetExceeded, ServiceNotReady, ToolError
+from service_images.errors import BudgetExceeded
 from service_images.variants import (
     DEFAULT_BASE_IMAGE,
     IMAGE_NAME,
-    PROJECT_LABEL,
     ROOT,
     VARIANTS,
     Variant,
     get_variant,
 )
 
-BENCH_LABEL = "io.python-ai-service.bench"
-NAIVE_DIR = Path("service_images/naive")
-SERVICE_FILE = Path("python-ai-service/app/main.py")
-"""The file the code-only change touches (in the temporary copy)."""
-START_DEADLINE_S = 180.0
 OTHER_BUILD_WAIT_S = 45 * 60
 
 
@@ -72,14 +67,17 @@ def parse_variants(choice: str) -> tuple[str, ...]:
     return (get_variant(choice).name,)
 
 
+ROLES = ("before", "ours")
+
+
 def bench_tags(variant: Variant) -> dict[str, str]:
+    """Bench-only tags: images the user built (python-ai-service:ci) are never touched."""
     base = f"{IMAGE_NAME}:bench-{variant.name}"
-    return {
-        "ours": base,
-        "naive": f"{base}-naive",
-        "ours_rebuild": f"{base}-rebuild",
-        "naive_rebuild": f"{base}-naive-rebuild",
-    }
+    tags = {"ours": base, "before": f"{base}-before"}
+    for change in ("rebuild", "bump"):
+        tags[f"ours_{change}"] = f"{base}-{change}"
+        tags[f"before_{change}"] = f"{base}-before-{change}"
+    return tags
 
 
 @dataclass
@@ -114,22 +112,23 @@ class Run:
             time.sleep(5)
 
     def build(
-        self, variant: Variant, step: Step, *, tag: str, naive: bool, cold: bool
+        self, variant: Variant, step: Step, *, tag: str, before: bool, cold: bool
     ) -> tuple[float, PeakSampler]:
         self.wait_for_other_builds(step)
         step.status("building")
-        dockerfile = self.context / NAIVE_DIR / variant.dockerfile.name if naive else None
         options = BuildOptions(
             tag=tag,
             no_cache=cold,
             base_image=self.options.base_image,
             ca_bundle=self.options.ca_bundle,
-            labels={BENCH_LABEL: "true"},
-            dockerfile=dockerfile,
-            context=self.context,
+            labels={images.BENCH_LABEL: "true"},
+            dockerfile=self.context / context.BEFORE_DIR / variant.dockerfile.name
+            if before
+            else None,
+            context=self.context / context.BEFORE_CONTEXT if before else self.context,
         )
         print(
-            f"\n===== {tag} ({'naive' if naive else 'ours'}, {'cold' if cold else 'rebuild'})",
+            f"\n===== {tag} ({'before' if before else 'ours'}, {'cold' if cold else 'rebuild'})",
             file=self.log,
             flush=True,
         )
@@ -176,73 +175,6 @@ class Run:
             self.notes.append(note)
 
 
-def copy_context(destination: Path) -> Path:
-    """What the builds need, copied so that changing service code never touches the real tree."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".env*", "*.pem", "*.key")
-    paths = {Path(".dockerignore"), Path("python-ai-service"), NAIVE_DIR}
-    for variant in VARIANTS.values():
-        paths |= {
-            variant.dockerfile.relative_to(ROOT),
-            variant.requirements.relative_to(ROOT),
-            variant.lock.relative_to(ROOT),
-        }
-    for relative in sorted(paths):
-        source = ROOT / relative
-        target = destination / relative
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=ignore)
-        elif source.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    return destination
-
-
-def change_service_code(context: Path) -> None:
-    """A change to service code only: one more comment line in the service's main module."""
-    path = context / SERVICE_FILE
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(f"\n# bench: a code-only change at {time.time_ns()}\n")
-
-
-def image_facts(sdk: docker.DockerClient, tag: str) -> tuple[float, int, bool]:
-    """(size in MB, layer count, has a HEALTHCHECK)."""
-    attrs = sdk.images.get(tag).attrs
-    healthcheck = (attrs.get("Config") or {}).get("Healthcheck") or {}
-    has_healthcheck = bool(healthcheck.get("Test")) and healthcheck["Test"] != ["NONE"]
-    return attrs["Size"] / MB, len(attrs["RootFS"]["Layers"]), has_healthcheck
-
-
-COUNT_DISTRIBUTIONS = (
-    "import importlib.metadata as m; "
-    "print(len({(d.metadata['Name'] or '').lower() for d in m.distributions()}))"
-)
-LABELS = {PROJECT_LABEL: "true", BENCH_LABEL: "true"}
-
-
-def count_distributions(sdk: docker.DockerClient, tag: str) -> int:
-    with containers.running(sdk, tag, labels=LABELS) as service:
-        status, output = service.run("python", "-c", COUNT_DISTRIBUTIONS, timeout=120)
-    last = output.strip().splitlines()[-1] if output.strip() else ""
-    if status != 0 or not last.isdigit():
-        raise ToolError(f"counting distributions in {tag} failed: {output[-300:]}")
-    return int(last)
-
-
-def measure_start(
-    sdk: docker.DockerClient, tag: str, has_healthcheck: bool, deadline_s: float = START_DEADLINE_S
-) -> tuple[float | None, float | None, str | None]:
-    """Seconds from `docker run` to /health answering and to `healthy`; and a problem, if any."""
-    health_s = healthy_s = None
-    with containers.running(sdk, tag, labels=LABELS) as service:
-        try:
-            health_s = service.wait_until("answers", deadline_s)
-            if has_healthcheck:
-                healthy_s = service.wait_until("healthy", deadline_s - health_s)
-        except ServiceNotReady as error:
-            return health_s, healthy_s, f"{tag}: {error.message[-400:]}"
-    return health_s, healthy_s, None
-
-
 def run_contract_suite(variant: Variant, tag: str, log: IO[str]) -> tuple[float, str]:
     """Seconds the image-contract suite takes, and how it ended."""
     command = [sys.executable, *contract.pytest_args(variant.name, tag, "-q")]
@@ -258,43 +190,50 @@ def run_contract_suite(variant: Variant, tag: str, log: IO[str]) -> tuple[float,
 
 def bench_variant(run: Run, variant: Variant) -> VariantResult:
     tags = bench_tags(variant)
-    display = run.display
-    notes: list[str] = []
-    label = variant.name
-    with display.step(f"{label}: prune the project's cache mounts") as step:
-        run.prune_cache_mounts(step)
-    with display.step(f"{label}: naive cold build") as step:
-        naive_cold, naive_memory = run.build(
-            variant, step, tag=tags["naive"], naive=True, cold=True
+    display, label, notes = run.display, variant.name, []
+    builds: dict[str, tuple[float, PeakSampler]] = {}
+
+    def build(role: str, description: str, *, cold: bool) -> None:
+        if cold:
+            with display.step(f"{label}: prune the project's cache mounts") as step:
+                run.prune_cache_mounts(step)
+        with display.step(f"{label}: {description}") as step:
+            before = role.startswith("before")
+            builds[role] = run.build(variant, step, tag=tags[role], before=before, cold=cold)
+            step.result = f"{builds[role][0]:.1f} s"
+
+    build("before", "cold build of the pre-project Dockerfile", cold=True)
+    build("ours", "cold build of ours", cold=True)
+    notes.append(builds["ours"][1].describe())
+    context.change_service_code(run.context)
+    build("ours_rebuild", "our rebuild after a service-code change", cold=False)
+    build("before_rebuild", "the pre-project rebuild after the same change", cold=False)
+    with display.step(f"{label}: bump a light dependency") as step:
+        step.result = context.bump_light_dependency(run.context)
+    notes.append(f"light-dependency bump: {step.result}, in the requirement files and the locks.")
+    build("ours_bump", "our rebuild after the bump", cold=False)
+    build("before_bump", "the pre-project rebuild after the bump", cold=False)
+    with display.step(f"{label}: bytes the bump's rebuilds added") as step:
+        # Next to the image it replaces, a rebuild's own layers are what no other image shares.
+        bump_mb = {role: images.unique_mb(run.sdk, tags[f"{role}_bump"]) for role in ROLES}
+        step.result = ", ".join(
+            f"{role} {report.format_value(bump_mb[role], 'MB')}" for role in ROLES
         )
-        step.result = f"{naive_cold:.1f} s"
-    with display.step(f"{label}: prune the project's cache mounts") as step:
-        run.prune_cache_mounts(step)
-    with display.step(f"{label}: our cold build") as step:
-        ours_cold, ours_memory = run.build(variant, step, tag=tags["ours"], naive=False, cold=True)
-        step.result = f"{ours_cold:.1f} s"
-    notes.append(ours_memory.describe())
-    change_service_code(run.context)
-    with display.step(f"{label}: our rebuild after a service-code change") as step:
-        ours_rebuild, _ = run.build(
-            variant, step, tag=tags["ours_rebuild"], naive=False, cold=False
-        )
-        step.result = f"{ours_rebuild:.1f} s"
-    with display.step(f"{label}: naive rebuild after the same change") as step:
-        naive_rebuild, _ = run.build(
-            variant, step, tag=tags["naive_rebuild"], naive=True, cold=False
-        )
-        step.result = f"{naive_rebuild:.1f} s"
 
     base_mb = run.sdk.images.get(run.options.base_image).attrs["Size"] / MB
-    facts = {role: image_facts(run.sdk, tags[role]) for role in ("naive", "ours")}
+    facts = {role: images.image_facts(run.sdk, tags[role]) for role in ROLES}
+    with display.step(f"{label}: compressed size (gzip, as a registry stores it)") as step:
+        compressed = {role: images.compressed_mb(run.sdk, tags[role]) for role in ROLES}
+        step.result = ", ".join(f"{role} {compressed[role]:,.0f} MB" for role in ROLES)
     with display.step(f"{label}: count installed distributions") as step:
-        distributions = {role: count_distributions(run.sdk, tags[role]) for role in facts}
-        step.result = f"naive {distributions['naive']}, ours {distributions['ours']}"
+        distributions = {role: images.count_distributions(run.sdk, tags[role]) for role in ROLES}
+        step.result = ", ".join(f"{role} {distributions[role]}" for role in ROLES)
     starts: dict[str, tuple[float | None, float | None]] = {}
-    for role in ("naive", "ours"):
+    for role in ROLES:
         with display.step(f"{label}: start the {role} image until it answers") as step:
-            health_s, healthy_s, problem = measure_start(run.sdk, tags[role], facts[role][2])
+            health_s, healthy_s, problem = images.measure_start(
+                run.sdk, tags[role], facts[role].has_healthcheck
+            )
             starts[role] = (health_s, healthy_s)
             if problem:
                 notes.append(f"start of the {role} image: {problem}")
@@ -302,30 +241,35 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
                 f"/health {report.format_value(health_s, 's')}, "
                 f"healthy {report.format_value(healthy_s, 's')}"
             )
-    if not facts["naive"][2]:
-        notes.append("the naive image has no HEALTHCHECK, so it never reports `healthy`.")
+    if not facts["before"].has_healthcheck:
+        notes.append("the pre-project image has no HEALTHCHECK, so it never reports `healthy`.")
     with display.step(f"{label}: contract suite on our image") as step:
         contract_s, contract_note = run_contract_suite(variant, tags["ours"], run.log)
         step.result = contract_note.split(": ", 1)[1]
     notes.append(contract_note)
 
+    def pair(key: str, values: dict[str, float | None] | dict[str, float]) -> Metric:
+        return Metric(key, values["before"], values["ours"])
+
+    memory = {role: builds[role][1].peak_mb for role in ROLES}
     metrics = {
-        "cold_build_s": Metric("cold_build_s", naive_cold, ours_cold),
-        "rebuild_s": Metric("rebuild_s", naive_rebuild, ours_rebuild),
-        "peak_build_rss_mb": Metric("peak_build_rss_mb", naive_memory.peak_mb, ours_memory.peak_mb),
-        "image_mb": Metric("image_mb", facts["naive"][0], facts["ours"][0]),
-        "over_base_mb": Metric(
-            "over_base_mb", facts["naive"][0] - base_mb, facts["ours"][0] - base_mb
-        ),
-        "layers": Metric("layers", facts["naive"][1], facts["ours"][1]),
-        "distributions": Metric("distributions", distributions["naive"], distributions["ours"]),
-        "health_s": Metric("health_s", starts["naive"][0], starts["ours"][0]),
-        "healthy_s": Metric("healthy_s", starts["naive"][1], starts["ours"][1]),
+        "cold_build_s": pair("cold_build_s", {role: builds[role][0] for role in ROLES}),
+        "rebuild_s": pair("rebuild_s", {r: builds[f"{r}_rebuild"][0] for r in ROLES}),
+        "bump_rebuild_s": pair("bump_rebuild_s", {r: builds[f"{r}_bump"][0] for r in ROLES}),
+        "bump_new_mb": pair("bump_new_mb", bump_mb),
+        "peak_build_rss_mb": pair("peak_build_rss_mb", memory),
+        "image_mb": pair("image_mb", {role: facts[role].size_mb for role in ROLES}),
+        "over_base_mb": pair("over_base_mb", {r: facts[r].size_mb - base_mb for r in ROLES}),
+        "compressed_mb": pair("compressed_mb", compressed),
+        "layers": pair("layers", {role: float(facts[role].layers) for role in ROLES}),
+        "distributions": pair("distributions", {r: float(distributions[r]) for r in ROLES}),
+        "health_s": pair("health_s", {role: starts[role][0] for role in ROLES}),
+        "healthy_s": pair("healthy_s", {role: starts[role][1] for role in ROLES}),
         "contract_s": Metric("contract_s", None, contract_s),
     }
     notes.append(
         f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are Docker's "
-        "(uncompressed), in MB of 10^6 bytes."
+        "(uncompressed) unless marked compressed, in MB of 10^6 bytes."
     )
     return VariantResult(
         variant=variant.name,
@@ -333,7 +277,7 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         metrics=metrics,
         budgets=report.evaluate_budgets(variant.budgets, metrics),
         notes=notes,
-        images={role: tags[role] for role in ("naive", "ours")},
+        images={role: tags[role] for role in ROLES},
     )
 
 
@@ -404,7 +348,8 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
         log_path.open("w", encoding="utf-8") as log,
         Display(console) as display,
     ):
-        run = Run(options, sdk, display, copy_context(Path(tmp)), log, cache, memory_enabled)
+        copied = context.copy_context(Path(tmp))
+        run = Run(options, sdk, display, copied, log, cache, memory_enabled)
         cache_before = {record.id for record in cache.records()}
         try:
             for variant in variants:

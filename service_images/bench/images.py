@@ -1,0 +1,116 @@
+"""What the bench measures on a built image: size, layers, the bytes a rebuild added, the
+compressed size a registry stores, installed distributions, and start-up to /health."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import docker
+
+from service_images import containers
+from service_images.bench.memory import MB
+from service_images.errors import ServiceNotReady, ToolError
+from service_images.variants import PROJECT_LABEL
+
+BENCH_LABEL = "io.python-ai-service.bench"
+LABELS = {PROJECT_LABEL: "true", BENCH_LABEL: "true"}
+START_DEADLINE_S = 180.0
+GZIP_LEVEL = 6  # the default of the gzip that `docker push` writes layers with
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    size_mb: float
+    layers: int
+    has_healthcheck: bool
+
+
+def image_facts(sdk: docker.DockerClient, tag: str) -> ImageFacts:
+    attrs = sdk.images.get(tag).attrs
+    healthcheck = (attrs.get("Config") or {}).get("Healthcheck") or {}
+    has_healthcheck = bool(healthcheck.get("Test")) and healthcheck["Test"] != ["NONE"]
+    return ImageFacts(attrs["Size"] / MB, len(attrs["RootFS"]["Layers"]), has_healthcheck)
+
+
+def unique_mb(sdk: docker.DockerClient, tag: str) -> float | None:
+    """MB in the layers no other image on the engine shares: after a rebuild next to the image it
+    replaces, what the rebuild added (and what nodes pull again). None when the engine cannot say.
+    """
+    image_id = sdk.images.get(tag).id
+    for image in sdk.df().get("Images") or ():
+        if image.get("Id") == image_id and int(image.get("SharedSize", -1)) >= 0:
+            return (int(image["Size"]) - int(image["SharedSize"])) / MB
+    return None
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over an iterator of byte chunks (docker's image.save())."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def compressed_mb(sdk: docker.DockerClient, tag: str) -> float:
+    """The image's layers gzipped, as a registry stores them and a node pulls them (MB)."""
+    total = 0
+    stream = io.BufferedReader(_ChunkReader(sdk.images.get(tag).save(chunk_size=8 << 20)))
+    with tarfile.open(fileobj=stream, mode="r|") as saved:
+        for member in saved:
+            if not member.isfile() or not member.name.endswith("layer.tar"):
+                continue
+            blob = saved.extractfile(member)
+            assert blob is not None
+            gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+            while chunk := blob.read(8 << 20):
+                total += len(gzip.compress(chunk))
+            total += len(gzip.flush())
+    return total / MB
+
+
+COUNT_DISTRIBUTIONS = (
+    "import importlib.metadata as m; "
+    "print(len({(d.metadata['Name'] or '').lower() for d in m.distributions()}))"
+)
+
+
+def count_distributions(sdk: docker.DockerClient, tag: str) -> int:
+    with containers.running(sdk, tag, labels=LABELS) as service:
+        status, output = service.run("python", "-c", COUNT_DISTRIBUTIONS, timeout=120)
+    last = output.strip().splitlines()[-1] if output.strip() else ""
+    if status != 0 or not last.isdigit():
+        raise ToolError(f"counting distributions in {tag} failed: {output[-300:]}")
+    return int(last)
+
+
+def measure_start(
+    sdk: docker.DockerClient, tag: str, has_healthcheck: bool, deadline_s: float = START_DEADLINE_S
+) -> tuple[float | None, float | None, str | None]:
+    """Seconds from `docker run` to /health answering and to `healthy`; and a problem, if any."""
+    health_s = healthy_s = None
+    with containers.running(sdk, tag, labels=LABELS) as service:
+        try:
+            health_s = service.wait_until("answers", deadline_s)
+            if has_healthcheck:
+                healthy_s = service.wait_until("healthy", deadline_s - health_s)
+        except ServiceNotReady as error:
+            return health_s, healthy_s, f"{tag}: {error.message[-400:]}"
+    return health_s, healthy_s, None
