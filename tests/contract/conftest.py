@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,19 @@ import docker.errors
 import docker.models.images
 import pytest
 import testinfra
+from saved_image import SavedImage, foreign_needles, scan
 
-from service_images.build import git
+from service_images.build import git, resolve_ca_bundle
 from service_images.containers import Service, running
 from service_images.requirements import locked_versions
 from service_images.variants import VARIANTS, Variant, get_variant
 
 PROBE = (Path(__file__).parent / "probe.py").read_text()
+# The trust stores a TLS client in the image may use: the system's, and certifi's if present.
+OWN_TRUST_STORES = (
+    "cat /etc/ssl/certs/ca-certificates.crt; "
+    "python -c 'import certifi; print(open(certifi.where()).read())' 2>/dev/null; true"
+)
 EXEC_TIMEOUT_S = 240  # the full image imports torch and TensorFlow in one exec
 STARTUP_DEADLINE_S = 90
 
@@ -70,10 +78,24 @@ def image(
     try:
         return docker_client.images.get(tag)
     except docker.errors.ImageNotFound:
-        pytest.exit(
-            f"image {tag} not found: build it (invoke build-{variant.name}) or pass --image.",
-            returncode=5,
-        )
+        if not names_a_registry(tag):
+            pytest.exit(
+                f"image {tag} not found: build it (invoke build-{variant.name}) or pass --image.",
+                returncode=5,
+            )
+    # An image pushed elsewhere (`invoke push` prints HOST/REPO@sha256:...): verify the very bytes
+    # the registry holds, on an engine that never built them.
+    try:
+        return docker_client.images.pull(tag)
+    except docker.errors.APIError as error:
+        pytest.exit(f"image {tag} is neither here nor pullable: {error.explanation}", returncode=5)
+
+
+def names_a_registry(reference: str) -> bool:
+    """HOST[:PORT]/REPO... or REPO@sha256:...: something a pull can find (not a local-only tag)."""
+    first = reference.split("/", 1)[0]
+    has_host = "/" in reference and ("." in first or ":" in first or first == "localhost")
+    return has_host or "@sha256:" in reference
 
 
 @pytest.fixture(scope="session")
@@ -82,13 +104,43 @@ def expected_revision(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def service(
+def container(
     docker_client: docker.DockerClient, image: docker.models.images.Image
 ) -> Iterator[Service]:
-    """The one container of this session, started from the image's default CMD."""
+    """The one container of this session, started from the image's default CMD (not waited for)."""
     with running(docker_client, image.id) as started:
-        started.wait_until("answers", STARTUP_DEADLINE_S)
         yield started
+
+
+@dataclass(frozen=True)
+class Background:
+    """The contract's two slow reads, run side by side while the service starts."""
+
+    probe: Future[dict[str, Any]]
+    saved: Future[SavedImage]
+    ca_needles: set[bytes]
+    """The build's CA certificates the image's own trust stores lack (empty: nothing to find)."""
+
+
+@pytest.fixture(scope="session")
+def background(
+    container: Service, image: docker.models.images.Image, variant: Variant
+) -> Iterator[Background]:
+    bundle = resolve_ca_bundle(None)
+    needles: set[bytes] = set()
+    if bundle is not None:
+        _, own_stores = container.run("sh", "-c", OWN_TRUST_STORES, timeout=60)
+        needles = foreign_needles(bundle.read_bytes(), own_stores.encode())
+    with ThreadPoolExecutor(2, thread_name_prefix="contract") as pool:
+        saved = pool.submit(scan, image.save(chunk_size=8 << 20), needles)
+        yield Background(pool.submit(run_probe, container, variant), saved, needles)
+
+
+@pytest.fixture(scope="session")
+def service(container: Service, background: Background) -> Service:
+    """The session's container once its service answers (the slow reads already under way)."""
+    container.wait_until("answers", STARTUP_DEADLINE_S)
+    return container
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +148,7 @@ def host(service: Service) -> Any:
     return testinfra.get_host(f"docker://{service.container.id}")
 
 
-@pytest.fixture(scope="session")
-def facts(service: Service, variant: Variant) -> dict[str, Any]:
+def run_probe(container: Service, variant: Variant) -> dict[str, Any]:
     """Everything the contract needs from inside the image, gathered in ONE exec."""
     request = {
         "import_all": True,
@@ -106,10 +157,20 @@ def facts(service: Service, variant: Variant) -> dict[str, Any]:
         ),
         "backends": list(variant.backends),
     }
-    code, output = service.run("python", "-c", PROBE, json.dumps(request), timeout=EXEC_TIMEOUT_S)
+    code, output = container.run("python", "-c", PROBE, json.dumps(request), timeout=EXEC_TIMEOUT_S)
     if code != 0:
         pytest.fail(f"the probe failed in the container (exit {code}):\n{output[-3000:]}")
     return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="session")
+def facts(background: Background) -> dict[str, Any]:
+    return background.probe.result()
+
+
+@pytest.fixture(scope="session")
+def saved_image(background: Background) -> SavedImage:
+    return background.saved.result()
 
 
 @pytest.hookimpl(hookwrapper=True)

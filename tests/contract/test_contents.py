@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from saved_image import SavedImage
 
+from service_images import tiers
+from service_images.requirements import read_lock
 from service_images.variants import Variant
 
 
@@ -60,3 +63,23 @@ def test_backends_import_at_pinned_versions_and_compute(
         elif outcome["result"] != 9.0:  # ones(3x3) @ [0, 1, 2], summed
             problems[backend] = f"computed {outcome['result']}, expected 9.0"
     assert not problems, f"backends broken: {problems}"
+
+
+def test_each_install_tier_is_a_layer_of_its_own(saved_image: SavedImage, variant: Variant) -> None:
+    """A bumped light package rebuilds one small layer: the tiers must really be separate layers.
+
+    The layers that add distributions to the venv, in order, hold exactly the variant's tiers
+    (service_images/tiers.py, from the lock and variants.TIERS).
+    """
+    expected = {
+        name: set(members) for name, members in tiers.assign(read_lock(variant.lock, [])).items()
+    }
+    found = [layer.distributions for layer in saved_image.layers if layer.distributions]
+    problems = []
+    if len(found) != len(expected):
+        problems.append(f"{len(found)} layers install distributions, the tiers are {len(expected)}")
+    for (tier, members), layer in zip(expected.items(), found, strict=False):
+        if layer != members:
+            missing, extra = sorted(members - layer), sorted(layer - members)
+            problems.append(f"tier {tier}: missing {missing}, not of this tier {extra}")
+    assert not problems, "install tiers are not one layer each:\n" + "\n".join(problems)
