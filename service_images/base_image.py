@@ -1,16 +1,34 @@
-"""Bootstrap a python:3.11-slim equivalent from Debian packages, for machines with no registry."""
+"""Bootstrap a python:3.11-slim equivalent from Debian packages, for machines with no registry.
+
+A drop-in for the official image, so any Dockerfile written for it builds unchanged
+(tests/build/test_base_image.py holds it to that): python, python3, pip and pip3 in
+/usr/local/bin, first on PATH; `pip install` into the system Python without a venv (no PEP 668
+EXTERNALLY-MANAGED marker); `python -m venv` with pip; LANG=C.UTF-8, PYTHON_VERSION, CMD python3;
+CA certificates, tzdata and netbase. It differs where Debian does: Python is Debian's 3.11
+(/usr/bin/python3.11, packages in /usr/local/lib/python3.11/dist-packages) and pip is the wheel
+Debian ships for venvs (python3-pip-whl), with Debian's patches (it trusts the system CA store and
+skips its version check); `pip install --upgrade pip` replaces it with upstream's.
+"""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 from service_images import engine
 from service_images.errors import BudgetExceeded, BuildFailed, MissingFile
 from service_images.variants import BASE_IMAGE_BUDGET_MB, PROJECT_LABEL
 
 SUITE = "bookworm"  # Debian 12 ships Python 3.11, the version the images are built for
-PACKAGES = ("python3", "python3-venv", "ca-certificates", "python-is-python3")
+# python3-venv brings ensurepip and Debian's pip and setuptools wheels (python3-pip-whl,
+# python3-setuptools-whl), which with python3-wheel-whl also make the system pip, setuptools and
+# wheel: python3-pip itself would pull in a compiler toolchain's worth of dependencies.
+# netbase (/etc/services, /etc/protocols) and ca-certificates are in the official image too.
+PACKAGES = ("python3", "python3-venv", "python3-wheel-whl", "ca-certificates", "netbase")
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Documentation, man pages and translations are most of what separates a minbase system from the
 # official slim image; dpkg never unpacks them.
 EXCLUDED_PATHS = (
@@ -21,9 +39,33 @@ EXCLUDED_PATHS = (
     "/usr/share/lintian/*",
 )
 KEPT_PATHS = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale.alias")
+PYTHON = "/usr/bin/python3.11"
+WHEELS = "/usr/share/python-wheels"
+# Hooks run by sh with the new root file system as $1.
+CUSTOMIZE_HOOKS = (
+    # The official image lets pip install into the system Python; Debian's marker forbids it.
+    'rm -f "$1"/usr/lib/python3.11/EXTERNALLY-MANAGED',
+    # A wheel runs pip itself: Debian's pip wheel installs itself, setuptools and wheel into
+    # /usr/local (/usr/local/bin/pip, pip3, pip3.11), like the official 3.11 image's pip,
+    # setuptools and wheel. No bytecode, as in the official image.
+    f'cd "$1"{WHEELS} && pip=$(echo pip-*.whl) && setuptools=$(echo setuptools-*.whl) '
+    f'&& wheel=$(echo wheel-*.whl) && chroot "$1" {PYTHON} "{WHEELS}/$pip/pip" install '
+    "--quiet --no-index --no-cache-dir --no-compile --disable-pip-version-check "
+    f'--root-user-action=ignore "{WHEELS}/$pip" "{WHEELS}/$setuptools" "{WHEELS}/$wheel"',
+    # Debian's pip reads the system CA store (its vendored certifi is patched to
+    # /etc/ssl/certs/ca-certificates.crt): the vendored copy of Mozilla's 2022 store is never read,
+    # and only goes out of date.
+    'rm "$1"/usr/local/lib/python3.11/dist-packages/pip/_vendor/certifi/cacert.pem',
+    # `python` and `python3` resolve to /usr/local/bin, as in the official image.
+    'ln -s /usr/bin/python3 "$1"/usr/local/bin/python3 && ln -s python3 "$1"/usr/local/bin/python',
+    'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/log/*.log '
+    '"$1"/var/cache/debconf/*-old "$1"/root/.cache',
+)
+VERSION_FILE = "python-version"
 
 
-def mmdebstrap_command() -> list[str]:
+def mmdebstrap_command(rootfs: Path) -> list[str]:
+    """mmdebstrap writing the root file system to `rootfs` (a tar), Python's version beside it."""
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise MissingFile(
@@ -35,44 +77,55 @@ def mmdebstrap_command() -> list[str]:
     command.append("--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr")
     command += [f"--dpkgopt=path-exclude={path}" for path in EXCLUDED_PATHS]
     command += [f"--dpkgopt=path-include={path}" for path in KEPT_PATHS]
+    command += [f"--customize-hook={hook}" for hook in CUSTOMIZE_HOOKS]
+    version_file = shlex.quote(str(rootfs.parent / VERSION_FILE))
     command.append(
-        '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin '
-        '"$1"/var/log/*.log "$1"/var/cache/debconf/*-old'
+        f'--customize-hook=chroot "$1" {PYTHON} -c '
+        f"'import platform; print(platform.python_version())' > {version_file}"
     )
-    return [*command, SUITE, "-"]
+    return [*command, SUITE, str(rootfs)]
 
 
-def import_command(tag: str) -> list[str]:
+def import_command(tag: str, python_version: str, rootfs: Path) -> list[str]:
     changes = [
+        f"ENV PATH={PATH}",
         "ENV LANG=C.UTF-8",
+        f"ENV PYTHON_VERSION={python_version}",
         'CMD ["python3"]',
         f"LABEL {PROJECT_LABEL}=true io.python-ai-service.base=debian-{SUITE}",
     ]
     command = ["docker", "import"]
     for change in changes:
         command += ["--change", change]
-    return [*command, "-", tag]
+    return [*command, str(rootfs), tag]
 
 
 def bootstrap(tag: str) -> None:
     """mmdebstrap a minimal Debian with Python 3.11 and import it as `tag`."""
     print(f"==> bootstrapping {tag} from Debian {SUITE} packages (about a minute)", flush=True)
-    with subprocess.Popen(mmdebstrap_command(), stdout=subprocess.PIPE) as rootfs:
+    with tempfile.TemporaryDirectory(prefix="base-image-") as work:
+        rootfs = Path(work) / "rootfs.tar"
+        built = subprocess.run(mmdebstrap_command(rootfs), check=False)
+        version_file = Path(work) / VERSION_FILE
+        version = version_file.read_text().strip() if version_file.is_file() else ""
+        if built.returncode != 0 or not version.startswith("3.11."):
+            raise BuildFailed(
+                f"could not bootstrap {tag}: mmdebstrap exited {built.returncode}"
+                f"{'' if version else ' without reporting a Python version'}; "
+                "see the output above."
+            )
         imported = subprocess.run(
-            import_command(tag), stdin=rootfs.stdout, capture_output=True, text=True, check=False
+            import_command(tag, version, rootfs), capture_output=True, text=True, check=False
         )
-        assert rootfs.stdout is not None
-        rootfs.stdout.close()
-    if rootfs.returncode != 0 or imported.returncode != 0:
-        reason = imported.stderr.strip() or f"mmdebstrap exited {rootfs.returncode}"
-        raise BuildFailed(f"could not bootstrap {tag}: {reason}; see the output above.")
+    if imported.returncode != 0:
+        raise BuildFailed(f"could not import {tag}: {imported.stderr.strip()}")
     size_mb = image_size_mb(tag)
     if size_mb > BASE_IMAGE_BUDGET_MB:
         raise BudgetExceeded(
             f"{tag} is {size_mb:.0f} MB, over its {BASE_IMAGE_BUDGET_MB} MB budget: check "
             "PACKAGES and EXCLUDED_PATHS in service_images/base_image.py."
         )
-    print(f"==> {tag} is ready ({size_mb:.0f} MB)", flush=True)
+    print(f"==> {tag} is ready: Python {version}, {size_mb:.0f} MB", flush=True)
 
 
 def image_size_mb(tag: str) -> float:
