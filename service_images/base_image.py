@@ -86,7 +86,8 @@ def mmdebstrap_command(rootfs: Path) -> list[str]:
     return [*command, SUITE, str(rootfs)]
 
 
-def import_command(tag: str, python_version: str, rootfs: Path) -> list[str]:
+def import_args(tag: str, python_version: str, rootfs: Path) -> list[str]:
+    """`docker import` arguments: the root filesystem plus the official image's configuration."""
     changes = [
         f"ENV PATH={PATH}",
         "ENV LANG=C.UTF-8",
@@ -94,10 +95,10 @@ def import_command(tag: str, python_version: str, rootfs: Path) -> list[str]:
         'CMD ["python3"]',
         f"LABEL {PROJECT_LABEL}=true io.python-ai-service.base=debian-{SUITE}",
     ]
-    command = ["docker", "import"]
+    args = ["import"]
     for change in changes:
-        command += ["--change", change]
-    return [*command, str(rootfs), tag]
+        args += ["--change", change]
+    return [*args, str(rootfs), tag]
 
 
 def bootstrap(tag: str) -> None:
@@ -114,9 +115,7 @@ def bootstrap(tag: str) -> None:
                 f"{'' if version else ' without reporting a Python version'}; "
                 "see the output above."
             )
-        imported = subprocess.run(
-            import_command(tag, version, rootfs), capture_output=True, text=True, check=False
-        )
+        imported = engine.cli(*import_args(tag, version, rootfs))
     if imported.returncode != 0:
         raise BuildFailed(f"could not import {tag}: {imported.stderr.strip()}")
     size_mb = image_size_mb(tag)

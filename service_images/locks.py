@@ -79,7 +79,6 @@ def lock(variant: Variant, *, upgrade: bool = False) -> Path:
         "--generate-hashes",
         "--python-version", PYTHON_VERSION, "--python-platform", PLATFORM,
         "--custom-compile-command", "invoke lock",
-        "--output-file", "-",
     ]  # fmt: skip
     if upgrade:
         command.append("--upgrade")

@@ -28,9 +28,11 @@ from service_images.requirements import locked_versions
 from service_images.variants import VARIANTS, Variant, get_variant
 
 PROBE = (Path(__file__).parent / "probe.py").read_text()
-# The trust stores a TLS client in the image may use: the system's, and certifi's if present.
+# The public trust stores an image may carry: the system's, certifi's, and the copy pip vendors
+# (the official python image has one). Their certificates are no evidence of the build's bundle.
 OWN_TRUST_STORES = (
-    "cat /etc/ssl/certs/ca-certificates.crt; "
+    "cat /etc/ssl/certs/ca-certificates.crt /usr/local/lib/python3*/*-packages/pip/_vendor/"
+    "certifi/cacert.pem 2>/dev/null; "
     "python -c 'import certifi; print(open(certifi.where()).read())' 2>/dev/null; true"
 )
 EXEC_TIMEOUT_S = 240  # the full image imports torch and TensorFlow in one exec
