@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import docker.models.images
+import pytest
 
-OCI_LABELS = ("source", "revision", "created", "version")
+OCI_LABELS = ("source", "revision", "created", "version", "base.name")
 
 
 def config(image: docker.models.images.Image) -> dict[str, Any]:
@@ -42,3 +43,14 @@ def test_oci_labels_name_the_commit(
     missing = [name for name in OCI_LABELS if not labels.get(f"org.opencontainers.image.{name}")]
     assert not missing, f"OCI labels missing: {missing}"
     assert labels["org.opencontainers.image.revision"] == expected_revision
+
+
+def test_a_digest_reference_is_the_image_verified(
+    image: docker.models.images.Image, pytestconfig: pytest.Config
+) -> None:
+    """`--image HOST/REPO@sha256:...`: the engine holds these bytes under that very digest."""
+    reference = str(pytestconfig.getoption("--image") or "")
+    if "@sha256:" not in reference:
+        pytest.skip("--image is not a digest reference")
+    repo_digests = image.attrs.get("RepoDigests") or []
+    assert reference in repo_digests, f"{reference} is not among the image's {repo_digests}"
