@@ -52,5 +52,9 @@ def test_a_digest_reference_is_the_image_verified(
     reference = str(pytestconfig.getoption("--image") or "")
     if "@sha256:" not in reference:
         pytest.skip("--image is not a digest reference")
+    repository, digest = reference.split("@", 1)
+    if repository.rfind(":") > repository.rfind("/"):  # HOST:PORT/REPO:TAG@sha256:...
+        repository = repository[: repository.rfind(":")]
     repo_digests = image.attrs.get("RepoDigests") or []
-    assert reference in repo_digests, f"{reference} is not among the image's {repo_digests}"
+    expected = f"{repository}@{digest}"
+    assert expected in repo_digests, f"{expected} is not among the image's {repo_digests}"
