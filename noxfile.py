@@ -140,6 +140,11 @@ def lint(session: nox.Session) -> None:
         commands.append(("actionlint", *workflows))
         schema = ("check-jsonschema", "--builtin-schema", "vendor.github-workflows")
         commands.append((*schema, *workflows))
+        # Security audit of the workflows and dependabot.yml (template injection, cache
+        # poisoning, unpinned actions...). --offline: its online audits need a GitHub token.
+        commands.append(("zizmor", "--offline", "--no-progress", ".github"))
+        dependabot = ("check-jsonschema", "--builtin-schema", "vendor.dependabot")
+        commands.append((*dependabot, ".github/dependabot.yml"))
     # Every linter runs, so one run shows every finding.
     failed = []
     for command in commands:

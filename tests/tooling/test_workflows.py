@@ -32,8 +32,20 @@ REQUIRED_CALLS = {
     "tests.yml": {("nox", "tests"), ("nox", "requirements")},
     "ci-cd.yml": {("nox", "lint"), ("nox", "ci_image")},
     "security-scan.yml": {("nox", "lint"), ("nox", "audit"), ("invoke", "build-ci")},
-    "docker-build-push.yml": {("invoke", "build-full")},
+    "docker-build-push.yml": {
+        ("invoke", "build-full"),
+        ("nox", "full_image"),  # the contract runs on the image before it is pushed
+        ("invoke", "sbom"),
+        ("invoke", "scan-coverage"),
+        ("invoke", "push"),
+    },
+    "contract-selftest.yml": {("nox", "contract_selftest")},
 }
+# Workflows that must also run on a schedule: what they check can break without a change here.
+SCHEDULED = ("security-scan.yml", "contract-selftest.yml")
+# Actions whose output is what a publishing job ships must run after the contract; the scanner
+# uploads SARIF through this action.
+SARIF_UPLOAD = "github/codeql-action/upload-sarif@"
 
 EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", "&", "(", ")", ";;"})
@@ -219,6 +231,49 @@ def rule_violations(path: Path) -> Iterator[str]:
         uses_suite = any(tool_call(c) for run in runs for c in commands(run))
         if uses_suite and not any("pip install -e ." in run for run in runs):
             yield f"job {job_id}: runs nox/invoke without `pip install -e .` first"
+
+
+def publishing_violations(path: Path) -> Iterator[str]:
+    """Rules for jobs that can write packages: what they push is what they proved."""
+    workflow = load(path)
+    text = path.read_text(encoding="utf-8")
+    # Registries refuse capitals, and GitHub owner/repository names may have them.
+    for raw in ("ghcr.io/${{ github.repository", "ghcr.io/${{ github.repository_owner"):
+        if raw in text:
+            yield f"`{raw} }}}}` in an image reference: lower-case it first"
+    for job_id, job in workflow.get("jobs", {}).items():
+        if (job.get("permissions") or {}).get("packages") != "write":
+            continue
+        steps = job.get("steps", [])
+        for step in steps:
+            if "cache" in (step.get("with") or {}):
+                yield f"job {job_id}: `{step['uses']}` restores a cache in a publishing job"
+        calls = [tool_call(c) for step in steps for c in commands(step.get("run", ""))]
+        order = [f"{tool} {' '.join(args[:2])}" for tool, args in filter(None, calls)]
+        pushes = [i for i, call in enumerate(order) if call.startswith("invoke push")]
+        contract = [i for i, call in enumerate(order) if call.startswith("nox -s full_image")]
+        if pushes and not (contract and contract[0] < pushes[0]):
+            yield f"job {job_id}: pushes before (or without) `nox -s full_image` on the image"
+        if not any(str(step.get("uses", "")).startswith(SARIF_UPLOAD) for step in steps):
+            yield f"job {job_id}: no scan of the shipped image uploaded ({SARIF_UPLOAD}...)"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_publishing_jobs_verify_what_they_ship(path: Path) -> None:
+    violations = list(publishing_violations(path))
+    assert not violations, f"{path.name}:\n" + "\n".join(violations)
+
+
+@pytest.mark.parametrize("name", SCHEDULED)
+def test_scheduled_workflows(name: str) -> None:
+    triggers = load(WORKFLOW_DIR / name).get(True) or load(WORKFLOW_DIR / name).get("on") or {}
+    assert "schedule" in triggers, f"{name} has no `schedule` trigger"
+
+
+def test_dependabot_watches_actions_pip_and_docker() -> None:
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text(encoding="utf-8"))
+    ecosystems = {update["package-ecosystem"] for update in config["updates"]}
+    assert {"github-actions", "pip", "docker"} <= ecosystems, ecosystems
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
