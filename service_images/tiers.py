@@ -19,7 +19,7 @@ from pathlib import Path
 
 from service_images.errors import MissingFile, RequirementsProblem
 from service_images.requirements import LOCK_ENTRY, Locked, read_lock
-from service_images.variants import TIERS, Tier, Variant, normalise
+from service_images.variants import ROOT, TIERS, Tier, Variant, normalise
 
 STAGE_DIR = ".build"
 UV_BINARY = f"{STAGE_DIR}/uv"
@@ -77,15 +77,16 @@ def assign(locked: Mapping[str, Locked], tiers: tuple[Tier, ...] = TIERS) -> dic
     return assigned
 
 
-def split(variant: Variant) -> dict[str, str]:
-    """tier name -> that tier's slice of the variant's lock (hash-pinned entries)."""
-    if not variant.lock.is_file():
-        raise MissingFile(f"{variant.lock.name} is missing: run `invoke lock`.")
+def split(variant: Variant, lock: Path | None = None) -> dict[str, str]:
+    """tier name -> that tier's slice of the variant's lock (or of `lock`, a copy of it)."""
+    lock = lock or variant.lock
+    if not lock.is_file():
+        raise MissingFile(f"{lock} is missing: run `invoke lock`.")
     problems: list[str] = []
-    locked = read_lock(variant.lock, problems)
+    locked = read_lock(lock, problems)
     if problems:
         raise RequirementsProblem(" ".join(problems))
-    blocks = entry_blocks(variant.lock.read_text(encoding="utf-8"))
+    blocks = entry_blocks(lock.read_text(encoding="utf-8"))
     header = f"# {variant.lock.name}, one install tier of it (service_images/tiers.py)\n"
     return {
         tier: header + "".join(blocks[name] for name in members)
@@ -125,8 +126,9 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def stage(variant: Variant, context: Path) -> dict[str, str]:
-    """Write the tier slices and uv into `context/.build`; the build args that go with them."""
-    for tier, text in split(variant).items():
+    """Write the tier slices of the context's lock and uv into `context/.build`; the build args
+    that go with them."""
+    for tier, text in split(variant, context / variant.lock.relative_to(ROOT)).items():
         write_atomically(context / STAGE_DIR / variant.name / f"{tier}.lock", text.encode())
     source, sha256 = uv_binary()
     if hashlib.sha256(source.read_bytes()).hexdigest() != sha256:

@@ -70,9 +70,13 @@ def test_each_dockerfile_installs_its_tiers_in_order(variant: Variant) -> None:
     assert tiers.mounted_tiers(variant.dockerfile) == expected
 
 
-def test_staging_writes_the_slices_and_a_verified_uv(tmp_path: Path) -> None:
+def test_staging_writes_the_slices_of_the_contexts_lock_and_a_verified_uv(tmp_path: Path) -> None:
     variant = VARIANTS["ci"]
+    lock = variant.lock.read_text()
+    (tmp_path / variant.lock.name).write_text(lock.replace("loguru==", "loguru===", 1))
     args = tiers.stage(variant, tmp_path)
+    service = (tmp_path / ".build" / variant.name / "service.lock").read_text()
+    assert "loguru===" in service, "the context's lock (a bench's bumped copy) is what is staged"
     _, sha256 = tiers.uv_binary()
     assert args == {"UV_SHA256": sha256}
     staged = sorted(path.name for path in (tmp_path / ".build" / variant.name).iterdir())
