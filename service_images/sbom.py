@@ -24,7 +24,7 @@ import docker
 import docker.errors
 
 from service_images.errors import ImageMissing, SbomMismatch, ScanCoverageGap, ToolError
-from service_images.variants import IMAGE_NAME, ROOT, Variant
+from service_images.variants import IMAGE_NAME, ROOT, Variant, normalise
 
 PROBE = (Path(__file__).parent / "sbom_probe.py").read_text(encoding="utf-8")
 ENVIRONMENT_PROPERTY = "python-ai-service:environment"
@@ -45,7 +45,8 @@ class Distribution:
 
     @property
     def purl(self) -> str:
-        return f"pkg:pypi/{self.name}@{self.version}"
+        # The pypi purl type wants the PEP 503 name (lower case, `-`).
+        return f"pkg:pypi/{normalise(self.name)}@{self.version}"
 
 
 def inventory(sdk: docker.DockerClient, image: str) -> list[Distribution]:

@@ -37,9 +37,10 @@ from pathlib import Path
 
 import pytest
 
-from service_images import contract, engine, registry
+from service_images import contract, engine, registry, sbom
 from service_images.build import BuildOptions, build_args, failure_summary, git
 from service_images.buildcache import BuildCache, normalise_space
+from service_images.requirements import locked_versions
 from service_images.variants import IMAGE_NAME, ROOT, get_variant
 
 VARIANT = get_variant("ci")
@@ -276,3 +277,14 @@ def test_pulled_by_digest_the_image_passes_its_contract(
     trip.timings["pull_and_contract"] = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert image_id(pushed.digest_reference), "the contract ran without pulling the image"
+
+
+def test_the_pulled_image_s_sbom_is_its_lock(pushed: registry.PushResult) -> None:
+    """The SBOM of the bytes the registry holds lists exactly requirements-ci.lock, with purls."""
+    if image_id(pushed.digest_reference) is None:
+        assert docker("pull", pushed.digest_reference).returncode == 0
+    document = sbom.image_bom(engine.client(), VARIANT, pushed.digest_reference)
+    sbom.check_against_lock(document, locked_versions(VARIANT.lock), VARIANT.lock.name)
+    purls = {component["purl"] for component in document["components"]}
+    assert all(purl.startswith("pkg:pypi/") for purl in purls)
+    assert len(purls) >= len(locked_versions(VARIANT.lock))
