@@ -142,6 +142,19 @@ class ForecastResponse(BaseModel):
 class AnalysisRequest(CandlesRequest):
     question: str | None = Field(default=None, max_length=500)
 
+    @field_validator("question")
+    @classmethod
+    def _printable_text(cls, question: str | None) -> str | None:
+        # Forwarded to OpenAI: a lone surrogate cannot be encoded for the call (it was a 500), and
+        # control characters have no place in a question.
+        if question is None:
+            return None
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in question):
+            raise ValueError("question contains a lone surrogate")
+        if any((ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0 for c in question):
+            raise ValueError("question contains control characters")
+        return question
+
 
 class AnalysisResponse(BaseModel):
     commentary: str
@@ -180,6 +193,18 @@ class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class HistoryHealth(BaseModel):
+    """The background history writer's counters since start-up."""
+
+    store: Literal["memory", "mongodb"]
+    queued: int
+    written: int
+    dropped: int = Field(description="Entries not recorded because the queue was full")
+    failed: int = Field(description="Writes the store refused")
+
+
 class ReadyResponse(BaseModel):
-    status: Literal["ready"] = "ready"
+    # "degraded": serving, but history is not being recorded (still 200: see /ready).
+    status: Literal["ready", "degraded"] = "ready"
     checks: dict[str, str]
+    history: HistoryHealth | None = None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,19 +9,26 @@ import pytest
 from fastapi.testclient import TestClient
 from pymongo.errors import ServerSelectionTimeoutError
 
+from app.main import create_history_store
 from app.ml.indicators import MIN_CANDLES
 from app.schemas import HistoryEntry
-from app.services.history import MemoryHistory, create_history_store
-from app.services.mongo_history import MongoHistory
+from app.services.history import HistoryRecorder, MemoryHistory
+from app.services.history.mongo import MongoHistory
 
 from .conftest import ClientFactory
 from .helpers import make_candles, make_settings
+
+
+def flush_history(client: TestClient) -> None:
+    """Wait for the background writer, which runs on the client's event loop."""
+    client.portal.call(client.app.state.services.recorder.join)  # type: ignore[attr-defined]
 
 
 def test_memory_history_is_bounded_and_newest_first(client_factory: ClientFactory) -> None:
     client = client_factory(make_settings(HISTORY_MAX_ITEMS=3))
     for n in range(MIN_CANDLES, MIN_CANDLES + 5):
         assert client.post("/api/v1/indicators", json={"candles": make_candles(n)}).is_success
+    flush_history(client)
     body = client.get("/api/v1/history").json()
     assert body["store"] == "memory"
     assert [item["summary"]["candles"] for item in body["items"]] == [
@@ -48,94 +56,85 @@ def test_store_choice_follows_mongodb_url() -> None:
     asyncio.run(store.close())
 
 
-class FakeCursor:
-    def __init__(self, docs: list[dict[str, Any]], error: Exception | None) -> None:
-        self.docs = docs
-        self.error = error
-        self.calls: list[tuple[str, Any]] = []
-
-    def sort(self, key: str, direction: int) -> FakeCursor:
-        self.calls.append(("sort", (key, direction)))
-        return self
-
-    def limit(self, n: int) -> FakeCursor:
-        self.calls.append(("limit", n))
-        return self
-
-    async def to_list(self, length: int) -> list[dict[str, Any]]:
-        if self.error is not None:
-            raise self.error
-        return self.docs[:length]
+def closed_port() -> int:
+    """A local port nothing listens on: bound, read and released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
-class FakeCollection:
-    def __init__(self, error: Exception | None = None) -> None:
-        self.inserted: list[dict[str, Any]] = []
-        self.cursor = FakeCursor(self.inserted, error)
-
-    async def insert_one(self, doc: dict[str, Any]) -> None:
-        self.inserted.append(dict(doc))
-
-    def find(self, query: dict[str, Any], projection: dict[str, Any]) -> FakeCursor:
-        assert (query, projection) == ({}, {"_id": False})
-        return self.cursor
+def entry(n: int) -> HistoryEntry:
+    return HistoryEntry(timestamp=datetime.now(UTC), endpoint="signal", summary={"n": n})
 
 
-class FakeAdmin:
-    def __init__(self) -> None:
-        self.commands: list[str] = []
+class SlowStore(MemoryHistory):
+    """A store whose writes never finish: what a recorder sees while MongoDB hangs."""
 
-    async def command(self, name: str) -> dict[str, Any]:
-        self.commands.append(name)
-        return {"ok": 1}
+    async def add(self, entry: HistoryEntry) -> None:
+        await asyncio.Event().wait()
 
 
-class FakeClient:
-    def __init__(self) -> None:
-        self.admin = FakeAdmin()
-        self.closed = False
+def test_recorder_never_waits_drops_when_full_and_stops_bounded() -> None:
+    async def scenario() -> tuple[Any, Any]:
+        recorder = HistoryRecorder(SlowStore(10), queue_size=2, flush_timeout_s=0.01)
+        recorder.start()
+        for n in range(5):
+            recorder.record(entry(n))  # returns at once although no write ever completes
+        await asyncio.sleep(0)  # the writer takes one entry and hangs on it
+        during = recorder.stats()
+        await recorder.stop()
+        return during, recorder.stats()
 
-    def close(self) -> None:
-        self.closed = True
-
-
-def mongo_store(collection: FakeCollection) -> tuple[MongoHistory, FakeClient]:
-    fake_client = FakeClient()
-    return MongoHistory(fake_client, collection), fake_client  # type: ignore[arg-type]
-
-
-def test_mongo_history_writes_reads_pings_and_closes() -> None:
-    collection = FakeCollection()
-    store, fake_client = mongo_store(collection)
-    entry = HistoryEntry(timestamp=datetime.now(UTC), endpoint="signal", summary={"candles": 40})
-
-    async def scenario() -> list[HistoryEntry]:
-        await store.add(entry)
-        await store.ping()
-        items = await store.recent(5)
-        await store.close()
-        return items
-
-    assert asyncio.run(scenario()) == [entry]
-    assert collection.inserted[0]["endpoint"] == "signal"
-    assert collection.cursor.calls == [("sort", ("timestamp", -1)), ("limit", 5)]
-    assert fake_client.admin.commands == ["ping"]
-    assert fake_client.closed
+    during, _ = asyncio.run(scenario())
+    assert (during.written, during.failed) == (0, 0)
+    # Two fit the queue, three were dropped; the writer then took one and hangs on it.
+    assert (during.queued, during.dropped) == (1, 3)
 
 
-def test_unreachable_mongo_gives_503_on_read_and_never_fails_a_request(
-    client: TestClient,
-) -> None:
-    store, _ = mongo_store(FakeCollection(error=ServerSelectionTimeoutError("no servers")))
-
-    async def failing_add(entry: HistoryEntry) -> None:
-        raise ServerSelectionTimeoutError("no servers")
-
-    store.add = failing_add  # type: ignore[method-assign]
-    client.app.state.services.history = store  # type: ignore[attr-defined]
+def test_unreachable_mongo_never_delays_a_request(client_factory: ClientFactory) -> None:
+    """A real motor client pointed at a closed port: requests answer before server selection
+    could have given up, the write fails in the background, /ready says degraded, and /history's
+    503 does not leak the driver's message (which names the host and port)."""
+    port = closed_port()
+    timeout_ms = 20_000
+    settings = make_settings(
+        MONGODB_URL=f"mongodb://127.0.0.1:{port}/", MONGODB_TIMEOUT_MS=timeout_ms
+    )
+    client = client_factory(settings)
+    recorder = client.app.state.services.recorder  # type: ignore[attr-defined]
 
     response = client.post("/api/v1/indicators", json={"candles": make_candles(MIN_CANDLES)})
     assert response.status_code == 200
+    # The request returned while its entry still waits for server selection (20 s).
+    stats = recorder.stats()
+    assert stats.written == 0
+    assert stats.failed == 0
+
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
+    assert ready.json()["checks"]["history_mongodb"].startswith("degraded: ")
+
+
+def test_history_503_is_generic(client_factory: ClientFactory) -> None:
+    port = closed_port()
+    settings = make_settings(MONGODB_URL=f"mongodb://127.0.0.1:{port}/", MONGODB_TIMEOUT_MS=200)
+    client = client_factory(settings)
     response = client.get("/api/v1/history")
     assert response.status_code == 503
-    assert "MongoDB history is unavailable" in response.json()["detail"]
+    assert response.json() == {"detail": "history is unavailable"}
+    assert str(port) not in response.text
+
+
+def test_failed_writes_are_counted_and_reported(client_factory: ClientFactory) -> None:
+    port = closed_port()
+    settings = make_settings(MONGODB_URL=f"mongodb://127.0.0.1:{port}/", MONGODB_TIMEOUT_MS=100)
+    client = client_factory(settings)
+    assert client.post("/api/v1/indicators", json={"candles": make_candles(MIN_CANDLES)}).is_success
+    flush_history(client)
+    stats = client.app.state.services.recorder.stats()  # type: ignore[attr-defined]
+    assert (stats.written, stats.failed) == (0, 1)
+    assert stats.last_error == ServerSelectionTimeoutError.__name__
+    history = client.get("/ready").json()["history"]
+    assert history["failed"] == 1

@@ -1,30 +1,30 @@
 """Service settings, read from the environment and an optional ``.env`` file.
 
-pydantic-settings is not part of the pinned requirement set, so this is a plain frozen pydantic
-model with a small loader: values come from ``.env`` (if present) and are overridden by the process
-environment. Empty values count as unset, so ``OPENAI_API_KEY=`` in a compose file means "no key".
+The process environment overrides ``.env``. Empty values count as unset (``env_ignore_empty``),
+so ``OPENAI_API_KEY=`` in a compose file means "no key" rather than an empty key.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Literal
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Literal
 
-from dotenv import dotenv_values
 from limits import parse_many
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.ml.indicators import MIN_CANDLES
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
+Network = IPv4Network | IPv6Network
 
 
-class Settings(BaseModel):
+class Settings(BaseSettings):
     """Typed service configuration; each field is read from the environment variable of its name."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True
+    )
 
     PROJECT_NAME: str = "python-ai-service"
     API_V1_STR: str = "/api/v1"
@@ -37,14 +37,29 @@ class Settings(BaseModel):
     # slowapi/limits syntax, e.g. "600/minute" or "10/second;600/minute"; per client and path.
     RATE_LIMIT: str = "600/minute"
     RATE_LIMIT_ENABLED: bool = True
+    # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client. Empty trusts
+    # no one: behind an ingress, list the ingress, or every client shares the ingress's budget.
+    TRUSTED_PROXIES: Annotated[tuple[Network, ...], NoDecode] = ()
+
     MAX_BODY_BYTES: int = Field(default=2 * 1024 * 1024, gt=0)
+    # A client that has not sent its whole body by then gets 408 and its worker slot back.
+    BODY_READ_TIMEOUT_S: float = Field(default=15.0, gt=0)
     MAX_CANDLES: int = Field(default=5000, ge=MIN_CANDLES)
+    # A 422 lists this many errors in full; the rest are only counted (per field).
+    VALIDATION_ERRORS_SHOWN: int = Field(default=20, ge=1, le=1000)
+    # CPU-bound requests (indicators, signal, forecast) computed at once; the rest queue. Each
+    # holds a few MB of frames while it runs, so this bounds memory as well as CPU.
+    CPU_WORKERS: int = Field(default=2, ge=1, le=64)
 
     SIGNAL_SEED: int = 42
     FORECAST_SEED: int = 0
     FORECAST_EPOCHS: int = Field(default=200, ge=1, le=5000)
 
     HISTORY_MAX_ITEMS: int = Field(default=1000, ge=1)
+    # Entries waiting for the history writer; when full, new ones are dropped and counted.
+    HISTORY_QUEUE_SIZE: int = Field(default=1000, ge=1)
+    # How long shutdown waits for queued entries to be written before dropping them.
+    HISTORY_FLUSH_TIMEOUT_S: float = Field(default=2.0, ge=0)
     MONGODB_URL: SecretStr | None = None
     MONGODB_DB: str = "python_ai_service"
     MONGODB_COLLECTION: str = "history"
@@ -55,6 +70,18 @@ class Settings(BaseModel):
     OPENAI_MODEL: str = "gpt-4o-mini"
     OPENAI_TIMEOUT_S: float = Field(default=30.0, gt=0)
 
+    # Used by `python -m app` only; `uvicorn app.main:app` takes its own flags.
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(default=8000, ge=0, le=65535)
+    # Idle keep-alive connections and clients that never finish their headers are closed after
+    # these; without them a slow client holds a connection for ever.
+    KEEP_ALIVE_TIMEOUT_S: int = Field(default=5, ge=1)
+    HEADER_READ_TIMEOUT_S: float = Field(default=10.0, gt=0)
+    # Connections (open and in flight) beyond this get 503 instead of queueing without bound.
+    LIMIT_CONCURRENCY: int = Field(default=200, ge=1)
+    # SIGTERM waits this long for in-flight requests; Kubernetes' default grace period is 30 s.
+    GRACEFUL_SHUTDOWN_TIMEOUT_S: int = Field(default=10, ge=0)
+
     @field_validator("RATE_LIMIT")
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
@@ -62,17 +89,12 @@ class Settings(BaseModel):
         parse_many(value)
         return value
 
+    @field_validator("TRUSTED_PROXIES", mode="before")
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
-    ) -> Settings:
-        """Settings from ``env_file`` (if present) overlaid with ``environ`` (or os.environ)."""
-        raw: dict[str, str] = {}
-        if env_file is not None and Path(env_file).is_file():
-            raw.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        raw.update(os.environ if environ is None else environ)
-        known = {name: value for name, value in raw.items() if name in cls.model_fields and value}
-        return cls.model_validate(known)
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(ip_network(part.strip()) for part in value.split(",") if part.strip())
+        return value
 
 
-settings = Settings.from_env()
+settings = Settings()

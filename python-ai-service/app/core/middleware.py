@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
+import anyio
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodySizeLimitMiddleware:
-    """Answer 413 to request bodies over ``max_bytes`` before anything parses them.
+    """Answer 413 to request bodies over ``max_bytes`` and 408 to bodies that arrive too slowly.
 
     A declared Content-Length over the limit is refused without reading the body. Otherwise
     (including chunked uploads, which declare no length) the body is read up to the limit and
-    replayed to the app, so at most ``max_bytes`` are ever held per request.
+    replayed to the app, so at most ``max_bytes`` are ever held per request. The whole body must
+    arrive within ``read_timeout_s``: a client trickling bytes would otherwise hold its
+    connection and its buffer for as long as it likes.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float = math.inf) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -25,21 +31,26 @@ class BodySizeLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
+            await self._reject(scope, receive, send, 413, self._too_large)
             return
 
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                # The client went away mid-upload; there is nobody to answer.
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._reject(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
+        with anyio.move_on_after(self.read_timeout_s) as deadline:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    # The client went away mid-upload; there is nobody to answer.
+                    return
+                body += message.get("body", b"")
+                if len(body) > self.max_bytes:
+                    await self._reject(scope, receive, send, 413, self._too_large)
+                    return
+                if not message.get("more_body", False):
+                    break
+        if deadline.cancelled_caught:
+            detail = f"request body not received within {self.read_timeout_s:g} s"
+            await self._reject(scope, receive, send, 408, detail, close=True)
+            return
 
         replayed = False
 
@@ -52,8 +63,21 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body is larger than {self.max_bytes} bytes"}, status_code=413
-        )
+    @property
+    def _too_large(self) -> str:
+        return f"request body is larger than {self.max_bytes} bytes"
+
+    async def _reject(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        code: int,
+        detail: str,
+        close: bool = False,
+    ) -> None:
+        # After a timeout the rest of the body may still come; closing keeps it from being read
+        # as the next request on this connection.
+        headers = {"connection": "close"} if close else None
+        response = JSONResponse({"detail": detail}, status_code=code, headers=headers)
         await response(scope, receive, send)

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import CommentatorDep, HistoryDep, SignalModelDep, limit_items
+from app.api.deps import CommentatorDep, CPUDep, RecorderDep, SignalModelDep, checked_body
+from app.api.routing import ThreadedJSONRoute
 from app.ml.signal_model import SignalModel
 from app.schemas import AnalysisRequest, AnalysisResponse, Candle, IndicatorSnapshot, SignalResponse
 from app.services.commentary import CommentaryFailedError
-from app.services.history import make_entry, record
+from app.services.history import make_entry
 from app.services.market import indicator_frame, signal_response, snapshot
 
-router = APIRouter(prefix="/analysis", tags=["analysis"])
+router = APIRouter(prefix="/analysis", tags=["analysis"], route_class=ThreadedJSONRoute)
 
 
 def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot, SignalResponse]:
@@ -20,7 +20,7 @@ def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot
 
 @router.post(
     "",
-    dependencies=[Depends(limit_items("candles"))],
+    dependencies=[Depends(checked_body(AnalysisRequest, "candles"))],
     responses={
         status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"},
         status.HTTP_502_BAD_GATEWAY: {"description": "The OpenAI API failed"},
@@ -31,19 +31,19 @@ async def analysis(
     body: AnalysisRequest,
     commentator: CommentatorDep,
     model: SignalModelDep,
-    history: HistoryDep,
+    cpu: CPUDep,
+    recorder: RecorderDep,
 ) -> AnalysisResponse:
     """Indicators and signal at the last candle, with commentary from an OpenAI model."""
-    latest, signal = await run_in_threadpool(_facts, model, body.candles)
+    latest, signal = await cpu.run(_facts, model, body.candles)
     try:
         commentary, used_model = await commentator.comment(latest, signal, body.question)
     except CommentaryFailedError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from exc
-    await record(
-        history,
+    recorder.record(
         make_entry(
             "analysis",
             {"candles": len(body.candles), "direction": signal.direction, "model": used_model},
-        ),
+        )
     )
     return AnalysisResponse(commentary=commentary, model=used_model, signal=signal, latest=latest)

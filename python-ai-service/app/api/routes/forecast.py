@@ -3,19 +3,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import HistoryDep, SettingsDep, limit_items
+from app.api.deps import CPUDep, RecorderDep, SettingsDep, checked_body
+from app.api.routing import ThreadedJSONRoute
 from app.ml.forecast import Backend, BackendUnavailableError, run_forecast
 from app.schemas import ForecastRequest, ForecastResponse
-from app.services.history import make_entry, record
+from app.services.history import make_entry
 
-router = APIRouter(prefix="/forecast", tags=["forecast"])
+router = APIRouter(prefix="/forecast", tags=["forecast"], route_class=ThreadedJSONRoute)
 
 
 @router.post(
     "",
-    dependencies=[Depends(limit_items("closes"))],
+    dependencies=[Depends(checked_body(ForecastRequest, "closes"))],
     responses={
         status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many closes"},
         status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Backend not in this image"},
@@ -24,14 +24,15 @@ router = APIRouter(prefix="/forecast", tags=["forecast"])
 async def forecast(
     body: ForecastRequest,
     settings: SettingsDep,
-    history: HistoryDep,
+    cpu: CPUDep,
+    recorder: RecorderDep,
     backend: Annotated[Backend, Query(description="Deep-learning backend to fit with")] = (
         Backend.TORCH
     ),
 ) -> ForecastResponse:
     """Fit a small seeded model to the closes and forecast the next ``horizon`` values."""
     try:
-        result = await run_in_threadpool(
+        result = await cpu.run(
             run_forecast,
             backend,
             body.closes,
@@ -43,12 +44,11 @@ async def forecast(
         )
     except BackendUnavailableError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
-    await record(
-        history,
+    recorder.record(
         make_entry(
             "forecast",
             {"backend": backend.value, "closes": len(body.closes), "horizon": body.horizon},
-        ),
+        )
     )
     return ForecastResponse(
         backend=result.backend.value,

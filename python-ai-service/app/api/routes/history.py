@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from loguru import logger
 
 from app.api.deps import HistoryDep
 from app.schemas import HistoryResponse
@@ -21,5 +22,9 @@ async def history(
     try:
         items = await store.recent(limit)
     except HistoryUnavailableError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+        # The driver's message names hosts, ports and topology: the log gets it, clients do not.
+        logger.warning("{}", exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="history is unavailable"
+        ) from exc
     return HistoryResponse(store=store.kind, items=items)

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, status
-from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import HistoryDep, SignalModelDep, limit_items
+from app.api.deps import CPUDep, RecorderDep, SignalModelDep, checked_body
+from app.api.routing import ThreadedJSONRoute
 from app.ml.signal_model import SignalModel
 from app.schemas import Candle, CandlesRequest, SignalResponse
-from app.services.history import make_entry, record
+from app.services.history import make_entry
 from app.services.market import indicator_frame, signal_response
 
-router = APIRouter(prefix="/signal", tags=["signal"])
+router = APIRouter(prefix="/signal", tags=["signal"], route_class=ThreadedJSONRoute)
 
 
 def _signal(model: SignalModel, candles: list[Candle]) -> SignalResponse:
@@ -18,16 +18,15 @@ def _signal(model: SignalModel, candles: list[Candle]) -> SignalResponse:
 
 @router.post(
     "",
-    dependencies=[Depends(limit_items("candles"))],
+    dependencies=[Depends(checked_body(CandlesRequest, "candles"))],
     responses={status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"}},
 )
 async def signal(
-    body: CandlesRequest, model: SignalModelDep, history: HistoryDep
+    body: CandlesRequest, model: SignalModelDep, cpu: CPUDep, recorder: RecorderDep
 ) -> SignalResponse:
     """Up/down after the last candle, with the probability and the model version."""
-    result = await run_in_threadpool(_signal, model, body.candles)
-    await record(
-        history,
+    result = await cpu.run(_signal, model, body.candles)
+    recorder.record(
         make_entry(
             "signal",
             {
@@ -36,6 +35,6 @@ async def signal(
                 "probability_up": result.probability_up,
                 "model_version": result.model_version,
             },
-        ),
+        )
     )
     return result
