@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 from service_images import engine
-from service_images.errors import BudgetExceeded, BuildFailed, MissingFile
+from service_images.errors import BudgetExceeded, BuildFailed, EmulationUnavailable, MissingFile
+from service_images.platforms import Platform, host_platform
 from service_images.variants import BASE_IMAGE_BUDGET_MB, PROJECT_LABEL
 
 SUITE = "bookworm"  # Debian 12 ships Python 3.11, the version the images are built for
@@ -64,14 +65,17 @@ CUSTOMIZE_HOOKS = (
 VERSION_FILE = "python-version"
 
 
-def mmdebstrap_command(rootfs: Path) -> list[str]:
-    """mmdebstrap writing the root file system to `rootfs` (a tar), Python's version beside it."""
+def mmdebstrap_command(rootfs: Path, target: Platform | None = None) -> list[str]:
+    """mmdebstrap writing the root file system to `rootfs` (a tar), Python's version beside it.
+
+    A foreign architecture's maintainer scripts and hooks run under QEMU (binfmt_misc)."""
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise MissingFile(
             "mmdebstrap is not installed: `apt-get install mmdebstrap` (scripts/bootstrap.sh does)."
         )
     command = [mmdebstrap, "--quiet", "--mode=auto", "--variant=minbase"]
+    command.append(f"--architectures={(target or host_platform()).debian}")
     command.append("--include=" + ",".join(PACKAGES))
     # Merged /usr without the usrmerge package, which would pull in all of perl.
     command.append("--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr")
@@ -86,7 +90,9 @@ def mmdebstrap_command(rootfs: Path) -> list[str]:
     return [*command, SUITE, str(rootfs)]
 
 
-def import_args(tag: str, python_version: str, rootfs: Path) -> list[str]:
+def import_args(
+    tag: str, python_version: str, rootfs: Path, target: Platform | None = None
+) -> list[str]:
     """`docker import` arguments: the root filesystem plus the official image's configuration."""
     changes = [
         f"ENV PATH={PATH}",
@@ -95,18 +101,29 @@ def import_args(tag: str, python_version: str, rootfs: Path) -> list[str]:
         'CMD ["python3"]',
         f"LABEL {PROJECT_LABEL}=true io.python-ai-service.base=debian-{SUITE}",
     ]
-    args = ["import"]
+    args = ["import", "--platform", (target or host_platform()).docker]
     for change in changes:
         args += ["--change", change]
     return [*args, str(rootfs), tag]
 
 
-def bootstrap(tag: str) -> None:
-    """mmdebstrap a minimal Debian with Python 3.11 and import it as `tag`."""
-    print(f"==> bootstrapping {tag} from Debian {SUITE} packages (about a minute)", flush=True)
+def bootstrap(tag: str, target: Platform | None = None) -> None:
+    """mmdebstrap a minimal Debian with Python 3.11 for `target` (default: the host's platform)
+    and import it as `tag`."""
+    target = target or host_platform()
+    if not target.emulation_ready():
+        raise EmulationUnavailable(
+            f"{target.docker} binaries cannot run on this {host_platform().docker} host: register "
+            f"QEMU for {target.machine} (scripts/bootstrap.sh does, where binfmt_misc is allowed)."
+        )
+    how = "" if target.native else f" for {target.docker}, under QEMU (a few minutes)"
+    print(
+        f"==> bootstrapping {tag} from Debian {SUITE} packages{how or ' (about a minute)'}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="base-image-") as work:
         rootfs = Path(work) / "rootfs.tar"
-        built = subprocess.run(mmdebstrap_command(rootfs), check=False)
+        built = subprocess.run(mmdebstrap_command(rootfs, target), check=False)
         version_file = Path(work) / VERSION_FILE
         version = version_file.read_text().strip() if version_file.is_file() else ""
         if built.returncode != 0 or not version.startswith("3.11."):
@@ -115,7 +132,7 @@ def bootstrap(tag: str) -> None:
                 f"{'' if version else ' without reporting a Python version'}; "
                 "see the output above."
             )
-        imported = engine.cli(*import_args(tag, version, rootfs))
+        imported = engine.cli(*import_args(tag, version, rootfs, target))
     if imported.returncode != 0:
         raise BuildFailed(f"could not import {tag}: {imported.stderr.strip()}")
     size_mb = image_size_mb(tag)

@@ -121,6 +121,19 @@ class ImageMissing(ToolError):
     meaning = "the image is not on this engine (build or pull it first)"
 
 
+class UnknownPlatform(ToolError):
+    exit_code = 21
+    meaning = "unknown platform (the images are built for linux/amd64 and linux/arm64)"
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(f"unknown platform {name!r}: choose one of {', '.join(known)}.")
+
+
+class EmulationUnavailable(ToolError):
+    exit_code = 22
+    meaning = "a foreign platform, and no QEMU emulation registered for it (`scripts/bootstrap.sh`)"
+
+
 # The one table: README.md's exit codes are rendered from it, and a test checks that every
 # ToolError the package defines is here with a code of its own.
 EXIT_CODES: tuple[type[ToolError], ...] = (
@@ -144,4 +157,6 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     SbomMismatch,
     ScanCoverageGap,
     ImageMissing,
+    UnknownPlatform,
+    EmulationUnavailable,
 )

@@ -1,4 +1,12 @@
-"""Hash-pinned lock files for both images, resolved for the images' platform.
+"""Hash-pinned lock files for both images, one lock per image for linux/amd64 and linux/arm64.
+
+Each lock is ONE universal resolution (`uv pip compile --universal --fork-strategy fewest`): one
+version per package for every platform, and a marker on the entries only some platforms install
+(`nvidia-*` and `triton` hold for `platform_machine == 'x86_64'` only). Beside each lock, uv writes
+the same resolution as PEP 751 `pylock.<variant>.toml`, which names every file of every pinned
+version with its hash: the requirements check reads it to prove, offline, that each platform has a
+wheel for each entry it installs. `pylock.tools.toml` does the same for the uv the builds use
+(pyproject's pin), so a foreign platform's uv binary is downloaded against a recorded hash.
 
 The CI lock is resolved with the full lock as constraints, so a package present in both images has
 the same version in both. Each lock records a digest of what it was made from, so a stale lock is
@@ -11,6 +19,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,8 +28,16 @@ from service_images.errors import MissingFile, RequirementsProblem
 from service_images.variants import ROOT, VARIANTS, Variant
 
 PYTHON_VERSION = "3.11"
+# The locks are universal; a single-platform resolution (the bench's one-package bump) uses this.
 PLATFORM = "x86_64-manylinux_2_28"
 DIGEST_PREFIX = "# inputs-sha256: "
+UNIVERSAL = ("--universal", "--fork-strategy", "fewest", "--python-version", PYTHON_VERSION)
+TOOLS_WHEELS = ROOT / "pylock.tools.toml"
+
+
+def wheels_file(variant: Variant) -> Path:
+    """The PEP 751 twin of a variant's lock: every file of every pinned version, with its hash."""
+    return variant.lock.parent / f"pylock.{variant.name}.toml"
 
 
 def lock_inputs(variant: Variant, variants: Mapping[str, Variant] = VARIANTS) -> list[Path]:
@@ -69,35 +87,65 @@ def environment() -> dict[str, str]:
     return env
 
 
-def lock(variant: Variant, *, upgrade: bool = False) -> Path:
-    """Resolve one variant's requirements into its lock file (with hashes)."""
+def compile_command(source: str, *extra: str) -> list[str]:
     uv = shutil.which("uv")
     if uv is None:
         raise MissingFile("uv is not installed: `pip install uv` (scripts/bootstrap.sh does).")
-    command = [
-        uv, "pip", "compile", str(variant.requirements.relative_to(ROOT)),
-        "--generate-hashes",
-        "--python-version", PYTHON_VERSION, "--python-platform", PLATFORM,
-        "--custom-compile-command", "invoke lock",
-    ]  # fmt: skip
-    if upgrade:
-        command.append("--upgrade")
-    for constraint in lock_inputs(variant)[1:]:
-        command += ["--constraint", str(constraint.relative_to(ROOT))]
+    return [uv, "pip", "compile", source, "--generate-hashes", *UNIVERSAL, *extra]
+
+
+def run_uv(command: list[str], what: str) -> str:
     result = subprocess.run(
         command, cwd=ROOT, env=environment(), capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise RequirementsProblem(
-            f"{variant.requirements.name} does not resolve: {reason}; fix the pins and run "
-            "`invoke lock` again."
+            f"{what} does not resolve: {reason}; fix the pins and run `invoke lock` again."
         )
-    variant.lock.write_text(f"{DIGEST_PREFIX}{inputs_digest(variant)}\n{result.stdout}")
+    return result.stdout
+
+
+def lock(variant: Variant, *, upgrade: bool = False) -> Path:
+    """Resolve one variant's requirements into its lock file (with hashes) and its wheels file."""
+    options = ["--custom-compile-command", "invoke lock"]
+    if upgrade:
+        options.append("--upgrade")
+    for constraint in lock_inputs(variant)[1:]:
+        options += ["--constraint", str(constraint.relative_to(ROOT))]
+    source = str(variant.requirements.relative_to(ROOT))
+    text = run_uv(compile_command(source, *options), variant.requirements.name)
+    digest = f"{DIGEST_PREFIX}{inputs_digest(variant)}\n"
+    wheels = wheels_file(variant)
+    # The same inputs, so the same resolution; the check proves it (versions equal) anyway.
+    run_uv(compile_command(source, *options, "-o", wheels.name), wheels.name)
+    wheels.write_text(digest + wheels.read_text())
+    variant.lock.write_text(digest + text)
     return variant.lock
+
+
+def uv_pin() -> str:
+    """The uv version of pyproject.toml's dependencies: the one version of uv everywhere."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for requirement in project["dependencies"]:
+        name, _, version = str(requirement).partition("==")
+        if name.strip() == "uv" and version:
+            return version.strip()
+    raise MissingFile("pyproject.toml pins no uv (`uv==X` in [project] dependencies).")
+
+
+def lock_tools() -> Path:
+    """pylock.tools.toml: uv at pyproject's pin, every wheel of it with its hash."""
+    version = uv_pin()
+    with tempfile.TemporaryDirectory(prefix="tools-lock-") as work:
+        source = Path(work) / "tools.txt"
+        source.write_text(f"uv=={version}\n")
+        command = compile_command(str(source), "--no-header", "-o", TOOLS_WHEELS.name)
+        run_uv(command, f"uv=={version}")
+    return TOOLS_WHEELS
 
 
 def lock_all(*, upgrade: bool = False) -> list[Path]:
     # The full lock first: the CI lock is constrained by it.
     order = sorted(VARIANTS.values(), key=lambda variant: variant.name != "full")
-    return [lock(variant, upgrade=upgrade) for variant in order]
+    return [*(lock(variant, upgrade=upgrade) for variant in order), lock_tools()]

@@ -1,5 +1,10 @@
 """Integrity check of both images' requirements and locks (`nox -s requirements`).
 
+Each lock serves linux/amd64 and linux/arm64 (service_images/platforms.py): one version per
+package, a marker on the entries only some platforms install, and for every entry a platform
+installs a wheel for that platform whose hash the lock pins (read from the lock's PEP 751 twin,
+pylock.<variant>.toml, which names each file).
+
 Reads files only: no Docker, no resolver, no network. Every problem found is collected and reported
 in one message, so one run shows everything to fix. The check takes a root directory, so the tests
 run it on temporary copies; the real files are the default.
@@ -10,15 +15,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.markers import InvalidMarker
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from service_images import locks
 from service_images.cli import user_errors
 from service_images.errors import RequirementsProblem
+from service_images.platforms import PLATFORMS, Platform
 from service_images.variants import ROOT, VARIANTS, Variant, normalise
 
 # pip's inline comment: a `#` after whitespace ends the requirement.
@@ -26,7 +36,13 @@ INLINE_COMMENT = re.compile(r"\s+#.*$")
 # A lock entry as uv and pip-compile write it: `name==version \` at the start of a line.
 LOCK_ENTRY = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>[^\s;\\]+)"
+    r"(?:\s*;\s*(?P<marker>[^\\]*?))?\s*\\?\s*$"
 )
+LOCK_HASH = re.compile(r"^\s+--hash=sha256:(?P<hash>[0-9a-f]{64})\b")
+# Pure-Python packages PyPI has no wheel of: uv builds them in the install step on any platform
+# (setuptools, no compiler). Listed by name, so a new one is a decision, and still hash-pinned:
+# the lock must pin their sdist's hash.
+SDIST_ONLY = {"ta": "pure Python; its releases on PyPI are sdists only"}
 LOCK_VIA = re.compile(r"^\s+#\s+(?:via\s+)?(?P<source>\S.*)$")
 
 
@@ -61,6 +77,13 @@ class Locked:
     version: str
     via: tuple[str, ...]
     """What pulled it in, from the lock's `# via` comments."""
+    marker: str | None = None
+    """Where it is installed (`platform_machine == 'x86_64'`); None: everywhere."""
+    hashes: frozenset[str] = frozenset()
+    """The sha256 digests the lock accepts for its files."""
+
+    def installed_on(self, target: Platform) -> bool:
+        return target.installs(self.marker)
 
 
 @dataclass
@@ -106,41 +129,70 @@ def read_requirements(path: Path, problems: list[str]) -> dict[str, Direct]:
 
 
 def read_lock(path: Path, problems: list[str]) -> dict[str, Locked]:
-    """`name==version` entries of a lock, with the `# via` lines that follow each."""
-    entries: dict[str, tuple[str, list[str]]] = {}
-    current: list[str] | None = None
+    """`name==version` entries of a lock, with their markers, hashes and `# via` lines.
+
+    One version per package across every platform: a name locked twice (two versions under
+    different markers) is a problem, and the first entry is kept.
+    """
+    entries: dict[str, tuple[str, str | None, list[str], list[str]]] = {}
+    current: tuple[list[str], list[str]] | None = None  # (via, hashes) of the entry being read
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip() or line.startswith(("#", "-")):
             current = None
             continue
         if line[0].isspace():
-            via = LOCK_VIA.match(line)
+            if current is None:
+                continue
+            if digest := LOCK_HASH.match(line):
+                current[1].append(digest["hash"])
             # `-c` names a constraint file, which limits versions but pulls nothing in.
-            if (
-                current is not None
-                and via
+            elif (
+                (via := LOCK_VIA.match(line))
                 and via["source"] != "via"
                 and not via["source"].startswith("-c ")
             ):
-                current.append(via["source"].strip())
+                current[0].append(via["source"].strip())
             continue
         match = LOCK_ENTRY.match(line)
         if match is None:
             problems.append(f"{path.name}:{number}: cannot parse lock entry {line.strip()!r}.")
             current = None
             continue
-        current = []
-        entries[normalise(match["name"])] = (match["version"], current)
-    return {name: Locked(version, tuple(via)) for name, (version, via) in entries.items()}
+        name, marker = normalise(match["name"]), (match["marker"] or "").strip() or None
+        if name in entries:
+            problems.append(
+                f"{path.name}:{number}: {name} is locked twice ({entries[name][0]} and "
+                f"{match['version']}): one version per package for every platform."
+            )
+            current = None
+            continue
+        if marker is not None:
+            try:
+                PLATFORMS["linux/amd64"].installs(marker)
+            except InvalidMarker as error:
+                problems.append(f"{path.name}:{number}: {name}: bad marker {marker!r} ({error}).")
+        current = ([], [])
+        entries[name] = (match["version"], marker, *current)
+    return {
+        name: Locked(version, tuple(via), marker, frozenset(hashes))
+        for name, (version, marker, via, hashes) in entries.items()
+    }
 
 
-def locked_versions(lock: Path) -> dict[str, str]:
-    """`{name: version}` of every package a lock pins (the image contract's expectation)."""
+def locked_versions(lock: Path, target: Platform | None = None) -> dict[str, str]:
+    """`{name: version}` of every package a lock pins for `target` (None: for any platform).
+
+    The image contract's expectation: what an image of that platform must hold, exactly.
+    """
     problems: list[str] = []
     entries = read_lock(lock, problems)
     if problems:
         raise RequirementsProblem(" ".join(problems))
-    return {name: entry.version for name, entry in entries.items()}
+    return {
+        name: entry.version
+        for name, entry in entries.items()
+        if target is None or entry.installed_on(target)
+    }
 
 
 def read_files(variant: Variant, problems: list[str]) -> Files:
@@ -215,6 +267,77 @@ def agreement_problems(first: Files, second: Files) -> Iterator[str]:
             )
 
 
+def wheel_problems(files: Files) -> Iterator[str]:
+    """Every entry has, on every platform that installs it, a wheel whose hash the lock pins.
+
+    The wheels' file names come from the lock's PEP 751 twin (`invoke lock` writes both from the
+    same inputs): a package that would need a compiler on one platform is named here, offline,
+    not by a failed build on that platform.
+    """
+    variant, lock = files.variant, files.variant.lock
+    path = locks.wheels_file(variant)
+    if not lock.is_file():
+        return  # already reported as missing
+    if not path.is_file():
+        yield f"{path.name} is missing (the wheels of {lock.name}): run `invoke lock`."
+        return
+    try:
+        packages = tomllib.loads(path.read_text(encoding="utf-8"))["packages"]
+        index = {(normalise(p["name"]), str(p["version"])): p for p in packages}
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+        yield f"{path.name} is not a PEP 751 lock ({error}): run `invoke lock`."
+        return
+    if locks.recorded_digest(path) != locks.recorded_digest(lock):
+        yield f"{path.name} and {lock.name} come from different inputs: run `invoke lock`."
+    pinned = {(name, entry.version) for name, entry in files.locked.items()}
+    if differ := sorted(f"{name}=={version}" for name, version in pinned ^ index.keys()):
+        yield (
+            f"{path.name} and {lock.name} pin different versions ({', '.join(differ[:6])}"
+            f"{', ...' if len(differ) > 6 else ''}): run `invoke lock`."
+        )
+    tags = {target: target.wheel_tags() for target in PLATFORMS.values()}
+    for name, entry in sorted(files.locked.items()):
+        if (name, entry.version) not in index:
+            continue  # reported above
+        wheels = [
+            (wheel_name(wheel), wheel) for wheel in index[name, entry.version].get("wheels", [])
+        ]
+        if name in SDIST_ONLY and not wheels:
+            sdist = index[name, entry.version].get("sdist", {})
+            if sdist.get("hashes", {}).get("sha256") not in entry.hashes:
+                yield f"{name}=={entry.version}: {lock.name} pins no hash of its sdist."
+            continue
+        for target, supported in tags.items():
+            if not entry.installed_on(target):
+                continue
+            fits = [
+                (file, wheel) for file, wheel in wheels if file and supported & wheel_tags(file)
+            ]
+            if not fits:
+                yield (
+                    f"{name}=={entry.version} has no wheel for {target.docker} (CPython 3.11, "
+                    f"glibc 2.36) in {lock.name}: only an sdist or other platforms' wheels."
+                )
+            elif not any(
+                wheel.get("hashes", {}).get("sha256") in entry.hashes for _, wheel in fits
+            ):
+                yield (
+                    f"{name}=={entry.version}: {lock.name} pins no hash of its {target.docker} "
+                    f"wheel ({fits[0][0]}): run `invoke lock`."
+                )
+
+
+def wheel_name(wheel: Mapping[str, object]) -> str:
+    return str(wheel.get("name") or str(wheel.get("url", "")).rpartition("/")[2])
+
+
+def wheel_tags(filename: str) -> frozenset[Tag]:
+    try:
+        return parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return frozenset()
+
+
 def staleness_problems(variant: Variant, variants: Mapping[str, Variant]) -> Iterator[str]:
     inputs = locks.lock_inputs(variant, variants)
     if not variant.lock.is_file() or not all(path.is_file() for path in inputs):
@@ -235,6 +358,7 @@ def check(root: Path = ROOT) -> str:
         problems += pin_problems(files)
         problems += forbidden_problems(files)
         problems += staleness_problems(files.variant, variants)
+        problems += wheel_problems(files)
     names = sorted(parsed)
     for index, first in enumerate(names):
         for second in names[index + 1 :]:
@@ -247,7 +371,8 @@ def check(root: Path = ROOT) -> str:
         f"{len(files.direct)} direct, {len(files.locked)} locked for {name}"
         for name, files in parsed.items()
     )
-    return f"requirements: OK ({counts}; locks fresh)"
+    platforms = " and ".join(PLATFORMS)
+    return f"requirements: OK ({counts}; locks fresh; a hashed wheel for {platforms})"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -13,12 +13,21 @@ from pathlib import Path
 
 import pytest
 
+from service_images import locks
 from service_images.errors import RequirementsProblem
-from service_images.requirements import check, main, read_lock, read_requirements
+from service_images.platforms import get_platform
+from service_images.requirements import check, locked_versions, main, read_lock, read_requirements
 from service_images.variants import ROOT, VARIANTS, normalise
 
 CI, FULL = VARIANTS["ci"], VARIANTS["full"]
-FILES = (CI.requirements, CI.lock, FULL.requirements, FULL.lock)
+FILES = (
+    CI.requirements,
+    CI.lock,
+    FULL.requirements,
+    FULL.lock,
+    locks.wheels_file(CI),
+    locks.wheels_file(FULL),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -224,7 +233,9 @@ def test_locks_disagree_on_a_shared_package(root: Path) -> None:
     message = problems(root)
     expected = f"the locks disagree on {name}: requirements-ci.lock has 0.0.1, requirements.lock"
     assert expected in message
-    assert message.startswith("requirements: 1 problem:")
+    # The lock's PEP 751 twin still has the resolved version: an edited lock is named too.
+    assert "pylock.ci.toml and requirements-ci.lock pin different versions" in message
+    assert message.startswith("requirements: 2 problems:")
 
 
 def test_lock_disagrees_with_a_direct_pin(root: Path) -> None:
@@ -260,3 +271,77 @@ def test_every_problem_in_one_message_with_exit_code_9(
         f"{name} differs in pin",
     ):
         assert expected in error
+
+
+# -- both platforms: one version per package, markers, a hashed wheel for each platform ---------
+
+
+def drop_wheels(pylock: Path, name: str, machine: str) -> None:
+    """Remove the `machine` wheels of one package from a PEP 751 file (uv writes one per line)."""
+    lines, inside, dropped = [], False, 0
+    for line in pylock.read_text().splitlines():
+        if line.startswith("name = "):
+            inside = line == f'name = "{name}"'
+        if inside and line.lstrip().startswith("{ url =") and f"_{machine}" in line:
+            dropped += 1
+            continue
+        lines.append(line)
+    assert dropped, f"{pylock.name} has no {machine} wheel of {name}"
+    pylock.write_text("\n".join(lines) + "\n")
+
+
+def test_a_package_without_an_arm64_wheel_is_named(root: Path) -> None:
+    drop_wheels(root / "pylock.ci.toml", "numpy", "aarch64")
+    message = problems(root)
+    assert "numpy==2.3.5 has no wheel for linux/arm64" in message
+    assert "requirements-ci.lock" in message
+    assert "numpy==2.3.5 has no wheel for linux/amd64" not in message
+
+
+def test_a_wheel_whose_hash_the_lock_lacks_is_named(root: Path) -> None:
+    lock = root / FULL.lock.name
+    # Keep only the first hash of pydantic-core: its aarch64 and x86_64 wheels lose theirs.
+    text, entry, kept = [], False, False
+    for line in lock.read_text().splitlines():
+        if not line[:1].isspace():
+            entry, kept = line.startswith("pydantic-core=="), False
+        elif entry and "--hash=" in line:
+            if kept:
+                continue
+            kept = True
+            line = line.rstrip(" \\")
+        text.append(line)
+    lock.write_text("\n".join(text) + "\n")
+    message = problems(root)
+    assert "pydantic-core==" in message
+    assert "requirements.lock pins no hash of its linux/arm64 wheel" in message
+
+
+def test_markers_decide_which_platforms_need_a_wheel(root: Path) -> None:
+    """nvidia-* and triton are x86_64-only: no arm64 wheel needed, until the marker goes."""
+    assert check(root).startswith("requirements: OK (")
+    lock = root / FULL.lock.name
+    text = lock.read_text()
+    marked = "triton==3.5.1 ; platform_machine == 'x86_64' and sys_platform == 'linux' \\"
+    assert marked in text
+    lock.write_text(text.replace(marked, "triton==3.5.1 \\"))
+    assert "triton==3.5.1 has no wheel for linux/arm64" in problems(root)
+
+
+def test_one_version_per_package_for_every_platform(root: Path) -> None:
+    lock = root / CI.lock.name
+    append(lock, "numpy==1.26.4 ; platform_machine == 'aarch64'")
+    message = problems(root)
+    assert "numpy is locked twice (2.3.5 and 1.26.4)" in message
+
+
+def test_locked_versions_follow_the_platform() -> None:
+    full_amd64 = locked_versions(FULL.lock, get_platform("linux/amd64"))
+    full_arm64 = locked_versions(FULL.lock, get_platform("linux/arm64"))
+    assert "triton" in full_amd64
+    assert "triton" not in full_arm64
+    assert not [name for name in full_arm64 if name.startswith("nvidia-")]
+    assert full_arm64["torch"] == full_amd64["torch"]
+    # Windows-only entries (colorama for loguru) are on neither image.
+    assert "colorama" not in full_amd64
+    assert "colorama" in locked_versions(FULL.lock)
