@@ -1,7 +1,17 @@
 # Production image: the service with TensorFlow and PyTorch (requirements.lock).
 # Build from the repository root with BuildKit: `invoke build-full` (or `nox -s full_image`), which
-# stages what the install steps mount under .build/ (the lock's tiers and the task suite's uv).
+# stages what the install steps mount under .build/ (the lock's tiers and uv for the platform).
 ARG BASE_IMAGE=python:3.11-slim
+
+# uv for the platform being built (`--platform`, else the host's): service_images/tiers.py stages
+# .build/uv-<arch>, and only the target architecture's stage is built. Mounted, never in the image.
+FROM scratch AS uv-amd64
+COPY .build/uv-amd64 /uv
+FROM scratch AS uv-arm64
+COPY .build/uv-arm64 /uv
+# One of the two stages above, by BuildKit's TARGETARCH: no image to tag.
+# hadolint ignore=DL3006
+FROM uv-${TARGETARCH} AS uv
 
 # binutils' strip, mounted into the install steps: the image itself carries no toolchain.
 FROM ${BASE_IMAGE} AS tools
@@ -23,14 +33,14 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
 # Dependencies before source, one layer per tier of the lock (service_images/variants.py, TIERS):
 # bumping a light package rebuilds, pushes and pulls only the last, small layer instead of 9 GB.
-# uv is the task suite's own binary, checked against the hash its wheel recorded; it, the lock
-# slices, the install script and the CA bundle are mounted for these steps only and never land in
-# a layer. Bytecode is compiled (--compile): the root filesystem may be read-only, and torch and
-# TensorFlow imports are large.
+# uv is the task suite's own binary (for another platform, that platform's, from its wheel),
+# checked against the hash its wheel recorded; it, the lock slices, the install script and the CA
+# bundle are mounted for these steps only and never land in a layer. Bytecode is compiled
+# (--compile): the root filesystem may be read-only, and torch and TensorFlow imports are large.
 ARG UV_SHA256
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.lock \
-    --mount=type=bind,source=.build/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \
@@ -38,7 +48,7 @@ RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
-    --mount=type=bind,source=.build/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \
@@ -46,7 +56,7 @@ RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
-    --mount=type=bind,source=.build/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \
@@ -54,7 +64,7 @@ RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/service.lock,target=/tmp/build/tier.lock \
-    --mount=type=bind,source=.build/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \

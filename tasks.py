@@ -15,7 +15,7 @@ from invoke.context import Context
 from invoke.tasks import Task, task
 
 from service_images import base_image as base
-from service_images import contract, housekeeping, locks
+from service_images import contract, housekeeping, locks, platforms
 from service_images.build import BuildOptions, build_image
 from service_images.cli import quiet_logs, user_errors
 from service_images.variants import DEFAULT_BASE_IMAGE, ROOT, VARIANTS, Variant, get_variant
@@ -32,6 +32,8 @@ BUILD_HELP = {
     "progress": "BuildKit progress output: plain (default) or tty.",
     "cache_from": "buildx --cache-from (e.g. type=registry,ref=...): reuse a remote layer cache.",
     "cache_to": "buildx --cache-to (e.g. type=registry,ref=...,mode=max): export the cache.",
+    "platform": "linux/amd64 or linux/arm64 (default: this machine's); another runs under QEMU, "
+    "on the base tagged for it (python:3.11-slim-arm64: `invoke base-image --platform ...`).",
 }
 
 
@@ -48,10 +50,12 @@ def variant_build_task(variant: Variant) -> Task[Any]:
         progress: str = "plain",
         cache_from: str | None = None,
         cache_to: str | None = None,
+        platform: str | None = None,
     ) -> None:
         options = BuildOptions(
-            tag, no_cache, base_image, ca_bundle, builder, progress, cache_from, cache_to
-        )
+            tag, no_cache, base_image, ca_bundle, builder, progress, cache_from, cache_to,
+            platform=platform,
+        )  # fmt: skip
         build_image(variant, options)
 
     build_variant.__doc__ = f"Build the {variant.description} ({variant.dockerfile.name})."
@@ -76,20 +80,30 @@ def build(
     progress: str = "plain",
     cache_from: str | None = None,
     cache_to: str | None = None,
+    platform: str | None = None,
 ) -> None:
     """Build every image variant."""
     options = BuildOptions(
-        None, no_cache, base_image, ca_bundle, builder, progress, cache_from, cache_to
-    )
+        None, no_cache, base_image, ca_bundle, builder, progress, cache_from, cache_to,
+        platform=platform,
+    )  # fmt: skip
     for variant in VARIANTS.values():
         build_image(variant, options)
 
 
-@task(help={"tag": f"Tag for the bootstrapped image (default {DEFAULT_BASE_IMAGE})."})
+@task(
+    help={
+        "tag": f"Tag for the bootstrapped image (default {DEFAULT_BASE_IMAGE}, and for another "
+        "platform than this machine's the tag the builds look for: python:3.11-slim-arm64).",
+        "platform": "linux/amd64 or linux/arm64 (default: this machine's); another one is "
+        "bootstrapped under QEMU.",
+    }
+)
 @user_errors()
-def base_image(c: Context, tag: str = DEFAULT_BASE_IMAGE) -> None:
+def base_image(c: Context, tag: str | None = None, platform: str | None = None) -> None:
     """Build a python:3.11-slim equivalent from Debian packages (no registry needed)."""
-    base.bootstrap(tag)
+    target = platforms.get_platform(platform)
+    base.bootstrap(tag or platforms.base_image_for(DEFAULT_BASE_IMAGE, target), target)
 
 
 @task(

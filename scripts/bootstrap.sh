@@ -6,8 +6,21 @@
 #     made with the machine's python3 (Debian's own is fine: nothing is installed into it),
 #   - the base image: python:3.11-slim, pulled, or where no registry answers built from Debian
 #     packages by `invoke base-image` (with mmdebstrap, installed here for that).
+#   - with `--platform linux/arm64` (or linux/amd64 on an arm64 machine): QEMU user emulation for
+#     that platform (Debian's qemu-user-static, registered in binfmt_misc, which is mounted where the
+#     kernel allows it) and its own base image, python:3.11-slim-<arch>. Skipped, saying why, where
+#     emulation cannot work (no root, binfmt_misc not mountable in an unprivileged container).
 # Idempotent: every step checks first, and a machine where all of it works is left as it is.
 set -euo pipefail
+
+foreign=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --platform) foreign=${2:?--platform needs linux/amd64 or linux/arm64}; shift 2 ;;
+        --platform=*) foreign=${1#--platform=}; shift ;;
+        *) printf 'usage: %s [--platform linux/amd64|linux/arm64]\n' "$0" >&2; exit 2 ;;
+    esac
+done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=$here/.venv
@@ -107,5 +120,50 @@ elif docker pull --quiet "$base" >/dev/null 2>&1; then
 else
     say "base image: $base cannot be pulled here; building an equivalent (invoke base-image)"
     (cd "$here" && "$venv/bin/invoke" base-image)
+fi
+# 6. Another platform: QEMU user emulation, then that platform's own base image.
+if [ -n "$foreign" ]; then
+    case ${foreign#linux/} in
+        arm64) machine=aarch64 ;;
+        amd64) machine=x86_64 ;;
+        *) die "unknown platform $foreign: linux/amd64 or linux/arm64." ;;
+    esac
+    binfmt=/proc/sys/fs/binfmt_misc
+    if [ "$machine" = "$(uname -m)" ]; then
+        say "platform $foreign: this machine's own, no emulation needed"
+    elif [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+        say "platform $foreign: skipped, emulation needs root and apt-get (see README 'Both platforms')"
+        foreign=
+    else
+        if [ ! -x "/usr/libexec/qemu-binfmt/$machine-binfmt-P" ] || ! command -v update-binfmts >/dev/null \
+            || ! command -v arch-test >/dev/null; then
+            say "installing qemu-user-static, binfmt-support and arch-test (emulation for $foreign)"
+            # arch-test: mmdebstrap checks with it that the foreign architecture runs.
+            apt_install qemu-user-static binfmt-support arch-test
+        fi
+        if ! mountpoint -q "$binfmt" && ! mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null; then
+            say "platform $foreign: skipped, binfmt_misc cannot be mounted here (an unprivileged container?)"
+            foreign=
+        else
+            # F (fix binary): the kernel opens the interpreter now, so containers use it too.
+            update-binfmts --enable "qemu-$machine" 2>/dev/null || true
+            if grep -qx enabled "$binfmt/qemu-$machine" 2>/dev/null; then
+                say "platform $foreign: QEMU registered ($(sed -n 's/^flags: //p' "$binfmt/qemu-$machine") flags)"
+            else
+                say "platform $foreign: skipped, qemu-$machine could not be registered in binfmt_misc"
+                foreign=
+            fi
+        fi
+    fi
+    if [ -n "$foreign" ]; then
+        foreign_base=$base-${foreign#linux/}
+        [ "$machine" = "$(uname -m)" ] && foreign_base=$base
+        if docker image inspect "$foreign_base" >/dev/null 2>&1; then
+            say "base image: $foreign_base present"
+        else
+            say "base image: building $foreign_base for $foreign under emulation (several minutes)"
+            (cd "$here" && "$venv/bin/invoke" base-image --platform "$foreign")
+        fi
+    fi
 fi
 say "ready: run the project's commands from $venv ('. .venv/bin/activate', or prefix them with .venv/bin/)"

@@ -12,16 +12,20 @@ skips its version check); `pip install --upgrade pip` replaces it with upstream'
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import shlex
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 
 from service_images import engine
 from service_images.errors import BudgetExceeded, BuildFailed, EmulationUnavailable, MissingFile
 from service_images.platforms import Platform, host_platform
-from service_images.variants import BASE_IMAGE_BUDGET_MB, PROJECT_LABEL
+from service_images.variants import BASE_IMAGE_BUDGETS_MB, PROJECT_LABEL
 
 SUITE = "bookworm"  # Debian 12 ships Python 3.11, the version the images are built for
 # python3-venv brings ensurepip and Debian's pip and setuptools wheels (python3-pip-whl,
@@ -90,6 +94,44 @@ def mmdebstrap_command(rootfs: Path, target: Platform | None = None) -> list[str
     return [*command, SUITE, str(rootfs)]
 
 
+def image_config(python_version: str) -> dict[str, object]:
+    """The official image's run configuration (what `docker import --change` sets)."""
+    return {
+        "Env": [f"PATH={PATH}", "LANG=C.UTF-8", f"PYTHON_VERSION={python_version}"],
+        "Cmd": ["python3"],
+        "Labels": {PROJECT_LABEL: "true", "io.python-ai-service.base": f"debian-{SUITE}"},
+    }
+
+
+def load_archive(tag: str, python_version: str, rootfs: Path, target: Platform) -> Path:
+    """A `docker load` archive of the root filesystem as one layer, for `target`.
+
+    `docker import --platform` on Docker 20.10 leaves the image's Architecture the host's, and
+    BuildKit then looks for the right one in a registry; an archive carries it in its config.
+    """
+    digest = hashlib.sha256()
+    with rootfs.open("rb") as layer:
+        while chunk := layer.read(1 << 20):
+            digest.update(chunk)
+    config = {
+        "architecture": target.arch,
+        "os": "linux",
+        "config": image_config(python_version),
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
+        "history": [{"created_by": f"mmdebstrap --architectures={target.debian} {SUITE}"}],
+    }
+    manifest = [{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]
+    archive = rootfs.with_name("image.tar")
+    with tarfile.open(archive, "w") as out:
+        for name, data in (("config.json", config), ("manifest.json", manifest)):
+            encoded = json.dumps(data).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(encoded)
+            out.addfile(info, io.BytesIO(encoded))
+        out.add(rootfs, arcname="layer.tar")
+    return archive
+
+
 def import_args(
     tag: str, python_version: str, rootfs: Path, target: Platform | None = None
 ) -> list[str]:
@@ -132,13 +174,18 @@ def bootstrap(tag: str, target: Platform | None = None) -> None:
                 f"{'' if version else ' without reporting a Python version'}; "
                 "see the output above."
             )
-        imported = engine.cli(*import_args(tag, version, rootfs, target))
+        if target.native:
+            imported = engine.cli(*import_args(tag, version, rootfs, target))
+        else:
+            archive = load_archive(tag, version, rootfs, target)
+            rootfs.unlink()  # the archive holds it: one copy on disk at a time
+            imported = engine.cli("load", "--input", str(archive))
     if imported.returncode != 0:
         raise BuildFailed(f"could not import {tag}: {imported.stderr.strip()}")
-    size_mb = image_size_mb(tag)
-    if size_mb > BASE_IMAGE_BUDGET_MB:
+    size_mb, budget_mb = image_size_mb(tag), BASE_IMAGE_BUDGETS_MB[target.arch]
+    if size_mb > budget_mb:
         raise BudgetExceeded(
-            f"{tag} is {size_mb:.0f} MB, over its {BASE_IMAGE_BUDGET_MB} MB budget: check "
+            f"{tag} is {size_mb:.0f} MB, over its {budget_mb} MB budget ({target.docker}): check "
             "PACKAGES and EXCLUDED_PATHS in service_images/base_image.py."
         )
     print(f"==> {tag} is ready: Python {version}, {size_mb:.0f} MB", flush=True)

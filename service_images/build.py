@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service_images import engine, tiers
-from service_images.errors import BadCABundle, BuildFailed, BuildKitMissing, MissingFile
+from service_images import engine, platforms, tiers
+from service_images.errors import (
+    BadCABundle,
+    BaseImageMissing,
+    BuildFailed,
+    BuildKitMissing,
+    EmulationUnavailable,
+    MissingFile,
+)
 from service_images.variants import (
     DEFAULT_BASE_IMAGE,
     IMAGE_NAME,
@@ -46,6 +53,20 @@ class BuildOptions:
     """Build this Dockerfile instead of the variant's (the bench's naive reference)."""
     context: Path = ROOT
     """Build context (tests build temporary copies of the repository)."""
+    platform: str | None = None
+    """linux/amd64 or linux/arm64 (None: the host's); another than the host's runs under QEMU."""
+
+    @property
+    def target(self) -> platforms.Platform:
+        return platforms.get_platform(self.platform)
+
+    @property
+    def base(self) -> str:
+        """The base image for the target platform: a local engine keeps one tag per architecture
+        (platforms.base_image_for); a remote builder resolves `base_image` for the platform."""
+        if self.builder:
+            return self.base_image
+        return platforms.base_image_for(self.base_image, self.target)
 
 
 @dataclass(frozen=True)
@@ -168,8 +189,17 @@ def build_args(variant: Variant, options: BuildOptions) -> list[str]:
                 + (" (run `invoke lock`)." if needed == lock else ".")
             )
     ca_bundle = resolve_ca_bundle(options.ca_bundle)
+    target = options.target
+    if not options.builder and not target.emulation_ready():
+        raise EmulationUnavailable(
+            f"cannot build for {target.docker} on this {platforms.host_platform().docker} host: "
+            f"no QEMU registered for {target.machine} (scripts/bootstrap.sh registers it where "
+            "binfmt_misc can be mounted), or pass --builder with a builder of that platform."
+        )
     front_end = engine.build_front_end()
     args = ["--file", str(dockerfile), "--tag", options.tag or variant.tag]
+    if options.platform is not None:
+        args += ["--platform", target.docker]
     args += ["--progress", options.progress]
     buildx_only = {
         "--builder": options.builder,
@@ -185,11 +215,11 @@ def build_args(variant: Variant, options: BuildOptions) -> list[str]:
             args += [flag, value]
     if options.no_cache:
         args.append("--no-cache")
-    staged = tiers.stage(variant, options.context) if ours else {}
-    build_arguments = {"BASE_IMAGE": options.base_image, **staged, **options.build_args}
+    staged = tiers.stage(variant, options.context, target) if ours else {}
+    build_arguments = {"BASE_IMAGE": options.base, **staged, **options.build_args}
     for name, value in build_arguments.items():
         args += ["--build-arg", f"{name}={value}"]
-    base_labels = oci_labels(variant, options.base_image, local_base=not options.builder)
+    base_labels = oci_labels(variant, options.base, local_base=not options.builder)
     for name, value in {**base_labels, **options.labels}.items():
         args += ["--label", f"{name}={value}"]
     if ca_bundle:
@@ -203,7 +233,7 @@ def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
     args = build_args(variant, options)
     if not options.builder:
         # A remote builder fetches the base itself; the local engine must have it.
-        engine.ensure_base_image(engine.client(), options.base_image)
+        check_base_platform(options)
     tag = options.tag or variant.tag
     print(f"==> building {tag} from {Path(args[args.index('--file') + 1]).name}", flush=True)
     started = time.monotonic()
@@ -218,6 +248,26 @@ def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
     print(f"==> built {tag} in {seconds:.1f} s", flush=True)
     labels = dict(arg.split("=", 1) for arg in args if arg.startswith("org.opencontainers."))
     return BuildResult(tag, seconds, labels.get("org.opencontainers.image.revision", "unknown"))
+
+
+def check_base_platform(options: BuildOptions) -> None:
+    """The local base image exists and is of the target's architecture (BuildKit on the docker
+    driver would otherwise build on the wrong one, or try a registry that may not answer)."""
+    sdk = engine.client()
+    target, base = options.target, options.base
+    how = "" if target.native else f" --platform {target.docker}"
+    if not engine.image_exists(sdk, base) and not target.native:
+        raise BaseImageMissing(
+            f"base image {base} (for {target.docker}) is not here: run "
+            f"`invoke base-image{how} --tag {base}`, or pass --base-image."
+        )
+    engine.ensure_base_image(sdk, base)
+    architecture = sdk.images.get(base).attrs.get("Architecture")
+    if architecture != target.arch:
+        raise BaseImageMissing(
+            f"base image {base} is {architecture}, the build is for {target.docker}: run "
+            f"`invoke base-image{how} --tag {base}`, or pass --base-image."
+        )
 
 
 STEP_TITLE = re.compile(r"^#(\d+) (\[.+)$")

@@ -2,8 +2,11 @@
 
 Before each build, `stage()` writes into the build context's `.build/` directory what the
 Dockerfiles bind-mount and never copy: one lock slice per tier (`.build/<variant>/<tier>.lock`,
-entries exactly as the lock has them, hashes included) and the task suite's own uv binary. Both
-are derived every time, so there is no second list to keep.
+entries exactly as the lock has them, hashes and platform markers included: uv skips on each
+platform what its markers exclude) and uv for the platform being built (`.build/uv-<arch>`): the
+task suite's own binary on the host's platform, else the binary of that platform's uv wheel at
+the same version, downloaded against the hash `pylock.tools.toml` recorded. Both are derived every
+time, so there is no second list to keep.
 """
 
 from __future__ import annotations
@@ -11,18 +14,30 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import io
 import os
 import re
 import tempfile
+import tomllib
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from service_images.errors import MissingFile, RequirementsProblem
-from service_images.requirements import LOCK_ENTRY, Locked, read_lock
+import httpx
+
+from service_images import locks
+from service_images.errors import BuildFailed, MissingFile, RequirementsProblem
+from service_images.platforms import Platform, host_platform
+from service_images.requirements import LOCK_ENTRY, Locked, read_lock, wheel_name, wheel_tags
 from service_images.variants import ROOT, TIERS, Tier, Variant, normalise
 
 STAGE_DIR = ".build"
-UV_BINARY = f"{STAGE_DIR}/uv"
+WHEEL_CACHE = f"{STAGE_DIR}/wheels"  # downloaded tool wheels, kept between builds (not in context)
+
+
+def uv_target(target: Platform) -> str:
+    """Where the uv for `target` is staged; the Dockerfiles pick it by TARGETARCH."""
+    return f"{STAGE_DIR}/uv-{target.arch}"
 
 
 def entry_blocks(lock_text: str) -> dict[str, str]:
@@ -125,17 +140,62 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.replace(temporary, path)
 
 
-def stage(variant: Variant, context: Path) -> dict[str, str]:
-    """Write the tier slices of the context's lock and uv into `context/.build`; the build args
-    that go with them."""
+def foreign_uv_binary(target: Platform, cache: Path) -> tuple[bytes, str]:
+    """uv for another platform: its wheel at pyproject's pin, checked against pylock.tools.toml.
+
+    The wheel is downloaded once into `cache`; the binary is `uv-X.data/scripts/uv` in it.
+    """
+    version = locks.uv_pin()
+    try:
+        packages = tomllib.loads(locks.TOOLS_WHEELS.read_text(encoding="utf-8"))["packages"]
+        (uv,) = [p for p in packages if p["name"] == "uv" and p["version"] == version]
+    except (OSError, tomllib.TOMLDecodeError, KeyError, ValueError):
+        raise MissingFile(
+            f"{locks.TOOLS_WHEELS.name} has no uv {version} (pyproject's pin): run `invoke lock`."
+        ) from None
+    supported = target.wheel_tags()
+    fitting = [w for w in uv.get("wheels", []) if supported & wheel_tags(wheel_name(w))]
+    if not fitting:
+        raise MissingFile(f"uv {version} has no wheel for {target.docker} on PyPI.")
+    wheel = fitting[0]
+    name, sha256 = wheel_name(wheel), str(wheel["hashes"]["sha256"])
+    path = cache / name
+    data = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        print(f"==> downloading {name} (uv for {target.docker})", flush=True)
+        try:
+            # trust_env: the machine's proxy and CA bundle (SSL_CERT_FILE), as for pip and uv.
+            response = httpx.get(str(wheel["url"]), follow_redirects=True, timeout=300)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise BuildFailed(f"could not download {name}: {error}") from None
+        data = response.content
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise BuildFailed(
+                f"{name} does not match the sha256 {locks.TOOLS_WHEELS.name} records: not used."
+            )
+        write_atomically(path, data)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        binary = archive.read(f"uv-{version}.data/scripts/uv")
+    return binary, hashlib.sha256(binary).hexdigest()
+
+
+def stage(variant: Variant, context: Path, target: Platform | None = None) -> dict[str, str]:
+    """Write the tier slices of the context's lock and uv for `target` (default: the host's
+    platform) into `context/.build`; the build args that go with them."""
+    target = target or host_platform()
     for tier, text in split(variant, context / variant.lock.relative_to(ROOT)).items():
         write_atomically(context / STAGE_DIR / variant.name / f"{tier}.lock", text.encode())
-    source, sha256 = uv_binary()
-    if hashlib.sha256(source.read_bytes()).hexdigest() != sha256:
-        raise MissingFile(f"{source} does not match the hash its wheel recorded: reinstall uv.")
-    target = context / UV_BINARY
-    if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != sha256:
-        write_atomically(target, source.read_bytes(), mode=0o755)
+    if target.native:
+        source, sha256 = uv_binary()
+        binary = source.read_bytes()
+        if hashlib.sha256(binary).hexdigest() != sha256:
+            raise MissingFile(f"{source} does not match the hash its wheel recorded: reinstall uv.")
+    else:
+        binary, sha256 = foreign_uv_binary(target, ROOT / WHEEL_CACHE)
+    staged = context / uv_target(target)
+    if not staged.is_file() or hashlib.sha256(staged.read_bytes()).hexdigest() != sha256:
+        write_atomically(staged, binary, mode=0o755)
     return {"UV_SHA256": sha256}
 
 

@@ -24,6 +24,7 @@ from saved_image import SavedImage, foreign_needles, scan
 
 from service_images.build import git, resolve_ca_bundle
 from service_images.containers import Service, running
+from service_images.platforms import Platform, by_architecture, host_platform
 from service_images.requirements import locked_versions
 from service_images.variants import VARIANTS, Variant, get_variant
 
@@ -37,6 +38,9 @@ OWN_TRUST_STORES = (
 )
 EXEC_TIMEOUT_S = 240  # the full image imports torch and TensorFlow in one exec
 STARTUP_DEADLINE_S = 90
+# An image of another architecture runs under QEMU user emulation: every deadline is this many
+# times longer, and time budgets are not measured (they would measure QEMU).
+EMULATION_SLOWDOWN = 10
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,9 +71,46 @@ def variant(pytestconfig: pytest.Config) -> Variant:
     return get_variant(pytestconfig.getoption("--variant"))
 
 
+@dataclass(frozen=True)
+class Emulation:
+    """The image's platform against the host's: native, or emulated by QEMU."""
+
+    image: Platform
+    host: Platform
+
+    @property
+    def active(self) -> bool:
+        return self.image != self.host
+
+    def scaled(self, seconds: float) -> float:
+        """A deadline for this image: `seconds` natively, EMULATION_SLOWDOWN times more emulated."""
+        return seconds * (EMULATION_SLOWDOWN if self.active else 1)
+
+    def skip_time_budget(self, what: str) -> None:
+        """Time budgets hold for native runs only: under emulation, say so and skip."""
+        if self.active:
+            pytest.skip(
+                f"{what}: a time budget, not measured under QEMU emulation "
+                f"({self.image.docker} image on a {self.host.docker} host)"
+            )
+
+
 @pytest.fixture(scope="session")
-def locked(variant: Variant) -> dict[str, str]:
-    return locked_versions(variant.lock)
+def emulation(pytestconfig: pytest.Config, image: docker.models.images.Image) -> Emulation:
+    found = Emulation(by_architecture(str(image.attrs.get("Architecture"))), host_platform())
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    if found.active and reporter is not None:
+        reporter.write_line(
+            f"image contract: {found.image.docker} image on a {found.host.docker} host, under "
+            f"QEMU emulation: deadlines x{EMULATION_SLOWDOWN}, time budgets skipped"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def locked(variant: Variant, emulation: Emulation) -> dict[str, str]:
+    """What the image must hold: the lock's entries whose markers hold on its platform."""
+    return locked_versions(variant.lock, emulation.image)
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +167,7 @@ class Background:
 
 @pytest.fixture(scope="session")
 def background(
-    container: Service, image: docker.models.images.Image, variant: Variant
+    container: Service, image: docker.models.images.Image, variant: Variant, emulation: Emulation
 ) -> Iterator[Background]:
     bundle = resolve_ca_bundle(None)
     needles: set[bytes] = set()
@@ -135,13 +176,14 @@ def background(
         needles = foreign_needles(bundle.read_bytes(), own_stores.encode())
     with ThreadPoolExecutor(2, thread_name_prefix="contract") as pool:
         saved = pool.submit(scan, image.save(chunk_size=8 << 20), needles)
-        yield Background(pool.submit(run_probe, container, variant), saved, needles)
+        probe = pool.submit(run_probe, container, variant, int(emulation.scaled(EXEC_TIMEOUT_S)))
+        yield Background(probe, saved, needles)
 
 
 @pytest.fixture(scope="session")
-def service(container: Service, background: Background) -> Service:
+def service(container: Service, background: Background, emulation: Emulation) -> Service:
     """The session's container once its service answers (the slow reads already under way)."""
-    container.wait_until("answers", STARTUP_DEADLINE_S)
+    container.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
     return container
 
 
@@ -150,7 +192,9 @@ def host(service: Service) -> Any:
     return testinfra.get_host(f"docker://{service.container.id}")
 
 
-def run_probe(container: Service, variant: Variant) -> dict[str, Any]:
+def run_probe(
+    container: Service, variant: Variant, timeout: int = EXEC_TIMEOUT_S
+) -> dict[str, Any]:
     """Everything the contract needs from inside the image, gathered in ONE exec."""
     request = {
         "import_all": True,
@@ -159,7 +203,7 @@ def run_probe(container: Service, variant: Variant) -> dict[str, Any]:
         ),
         "backends": list(variant.backends),
     }
-    code, output = container.run("python", "-c", PROBE, json.dumps(request), timeout=EXEC_TIMEOUT_S)
+    code, output = container.run("python", "-c", PROBE, json.dumps(request), timeout=timeout)
     if code != 0:
         pytest.fail(f"the probe failed in the container (exit {code}):\n{output[-3000:]}")
     return dict(json.loads(output.strip().splitlines()[-1]))

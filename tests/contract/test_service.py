@@ -7,6 +7,7 @@ from typing import Any
 
 import docker
 import docker.models.images
+from conftest import Emulation
 
 from service_images.containers import Service, running
 from service_images.variants import Variant
@@ -35,8 +36,8 @@ def candles(count: int = 60) -> list[dict[str, float]]:
     return series
 
 
-def test_becomes_healthy(service: Service) -> None:
-    service.wait_until("healthy", STARTUP_DEADLINE_S)
+def test_becomes_healthy(service: Service, emulation: Emulation) -> None:
+    service.wait_until("healthy", emulation.scaled(STARTUP_DEADLINE_S))
 
 
 def test_health_answers(service: Service) -> None:
@@ -82,7 +83,7 @@ def test_forecast_runs_or_says_which_image_lacks_the_backend(
 
 
 def test_runs_hardened(
-    docker_client: docker.DockerClient, image: docker.models.images.Image
+    docker_client: docker.DockerClient, image: docker.models.images.Image, emulation: Emulation
 ) -> None:
     """Read-only root, only /tmp writable, no capabilities, no privilege escalation."""
     with running(
@@ -93,6 +94,6 @@ def test_runs_hardened(
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
     ) as hardened:
-        hardened.wait_until("answers", STARTUP_DEADLINE_S)
+        hardened.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
         response = hardened.post("/api/v1/indicators", json={"candles": candles()})
         assert response.status_code == 200, f"{response.text}\n{hardened.logs()}"

@@ -54,3 +54,38 @@ def test_buildx_only_flags_need_buildx(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(BuildKitMissing, match="--cache-from needs the buildx plugin"):
         build_args(VARIANTS["ci"], BuildOptions(cache_from="type=local,src=/tmp/c"))
     assert "--builder" not in build_args(VARIANTS["ci"], BuildOptions())
+
+
+def test_another_platform_builds_on_its_own_base_and_uv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service_images import platforms, tiers
+
+    monkeypatch.setattr(platforms.host, "machine", lambda: "x86_64")
+    monkeypatch.setattr(platforms.Platform, "emulation_ready", lambda self: True)
+    monkeypatch.setattr(tiers, "foreign_uv_binary", lambda target, cache: (b"arm uv", "ab" * 32))
+    (tmp_path / VARIANTS["ci"].lock.name).write_bytes(VARIANTS["ci"].lock.read_bytes())
+    (tmp_path / VARIANTS["ci"].dockerfile.name).write_text("FROM scratch\n")
+    options = BuildOptions(platform="linux/arm64", context=tmp_path)
+    command = build_args(VARIANTS["ci"], options)
+    assert flag_values(command, "--platform") == ["linux/arm64"]
+    build_arguments = dict(value.split("=", 1) for value in flag_values(command, "--build-arg"))
+    assert build_arguments["BASE_IMAGE"] == "python:3.11-slim-arm64"
+    assert build_arguments["UV_SHA256"] == "ab" * 32
+    assert (tmp_path / ".build" / "uv-arm64").read_bytes() == b"arm uv"
+    # A remote builder resolves the base for the platform itself: the name is left alone.
+    remote = build_args(
+        VARIANTS["ci"], BuildOptions(platform="arm64", context=tmp_path, builder="b")
+    )
+    assert "BASE_IMAGE=python:3.11-slim" in flag_values(remote, "--build-arg")
+
+
+def test_another_platform_without_emulation_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service_images import platforms
+    from service_images.errors import EmulationUnavailable
+
+    monkeypatch.setattr(platforms.host, "machine", lambda: "x86_64")
+    monkeypatch.setattr(platforms.Platform, "emulation_ready", lambda self: self.native)
+    with pytest.raises(EmulationUnavailable, match=r"no QEMU registered for aarch64"):
+        build_args(VARIANTS["ci"], BuildOptions(platform="linux/arm64"))
+    assert "--platform" not in build_args(VARIANTS["ci"], BuildOptions())

@@ -3,13 +3,20 @@ entries kept byte for byte, and each Dockerfile installing exactly its variant's
 
 from __future__ import annotations
 
+import hashlib
+import io
 import textwrap
+import tomllib
+import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
-from service_images import tiers
-from service_images.requirements import read_lock
+from service_images import locks, tiers
+from service_images.errors import BuildFailed, MissingFile
+from service_images.platforms import PLATFORMS, get_platform, host_platform
+from service_images.requirements import read_lock, wheel_tags
 from service_images.variants import TIERS, VARIANTS, Tier, Variant
 
 LOCK = textwrap.dedent(
@@ -81,4 +88,70 @@ def test_staging_writes_the_slices_of_the_contexts_lock_and_a_verified_uv(tmp_pa
     assert args == {"UV_SHA256": sha256}
     staged = sorted(path.name for path in (tmp_path / ".build" / variant.name).iterdir())
     assert staged == sorted(f"{tier}.lock" for tier in tiers.split(variant))
-    assert (tmp_path / tiers.UV_BINARY).stat().st_mode & 0o111
+    assert (tmp_path / tiers.uv_target(host_platform())).stat().st_mode & 0o111
+
+
+# -- uv for another platform: its wheel, checked against pylock.tools.toml ---------------------
+
+
+def fake_uv_wheel(version: str, binary: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr(f"uv-{version}.data/scripts/uv", binary)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def foreign_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, bytes]:
+    """A tools lock naming one aarch64 uv wheel, and that wheel in the download cache."""
+    wheel = fake_uv_wheel("9.9.9", b"an aarch64 uv")
+    name = "uv-9.9.9-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    tools = tmp_path / "pylock.tools.toml"
+    tools.write_text(
+        '[[packages]]\nname = "uv"\nversion = "9.9.9"\nwheels = [{ url = '
+        f'"https://files.example/{name}", hashes = {{ sha256 = '
+        f'"{hashlib.sha256(wheel).hexdigest()}" }} }}]\n'
+    )
+    monkeypatch.setattr(locks, "TOOLS_WHEELS", tools)
+    monkeypatch.setattr(locks, "uv_pin", lambda: "9.9.9")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / name).write_bytes(wheel)
+    return cache / name, wheel
+
+
+def test_a_foreign_uv_comes_from_its_recorded_wheel(foreign_uv: tuple[Path, bytes]) -> None:
+    cached, _ = foreign_uv
+    binary, sha256 = tiers.foreign_uv_binary(get_platform("linux/arm64"), cached.parent)
+    assert binary == b"an aarch64 uv"
+    assert sha256 == hashlib.sha256(b"an aarch64 uv").hexdigest()
+
+
+def test_a_foreign_uv_wheel_with_another_hash_is_refused(
+    foreign_uv: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cached, _ = foreign_uv
+    tampered = fake_uv_wheel("9.9.9", b"something else")
+    cached.write_bytes(tampered)  # the cache no longer matches: downloaded again, same bytes
+    monkeypatch.setattr(
+        httpx,
+        "get",
+        lambda url, **_: httpx.Response(200, content=tampered, request=httpx.Request("GET", url)),
+    )
+    with pytest.raises(BuildFailed, match=r"does not match the sha256 pylock\.tools\.toml records"):
+        tiers.foreign_uv_binary(get_platform("linux/arm64"), cached.parent)
+
+
+def test_no_foreign_uv_for_a_platform_the_tools_lock_lacks(foreign_uv: tuple[Path, bytes]) -> None:
+    cached, _ = foreign_uv
+    with pytest.raises(MissingFile, match=r"uv 9\.9\.9 has no wheel for linux/amd64"):
+        tiers.foreign_uv_binary(get_platform("linux/amd64"), cached.parent)
+
+
+def test_the_tools_lock_records_the_pinned_uv_for_both_platforms() -> None:
+    packages = tomllib.loads(locks.TOOLS_WHEELS.read_text())["packages"]
+    (uv,) = [p for p in packages if p["name"] == "uv"]
+    assert uv["version"] == locks.uv_pin()
+    for target in PLATFORMS.values():
+        names = [str(w["url"]).rpartition("/")[2] for w in uv["wheels"]]
+        assert any(target.wheel_tags() & wheel_tags(name) for name in names), target.docker

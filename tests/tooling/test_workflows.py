@@ -30,7 +30,13 @@ WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.yml"))
 # What each workflow must keep running (the contract), as (tool, session or task).
 REQUIRED_CALLS = {
     "tests.yml": {("nox", "tests"), ("nox", "requirements")},
-    "ci-cd.yml": {("nox", "lint"), ("nox", "ci_image")},
+    # Both platforms: the arm64 image is built with `invoke build-ci --platform linux/arm64`.
+    "ci-cd.yml": {
+        ("nox", "lint"),
+        ("nox", "ci_image"),
+        ("invoke", "build-ci"),
+        ("invoke", "linux/arm64"),
+    },
     "security-scan.yml": {("nox", "lint"), ("nox", "audit"), ("invoke", "build-ci")},
     "docker-build-push.yml": {
         ("invoke", "build-full"),
