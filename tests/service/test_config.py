@@ -58,11 +58,11 @@ def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_trusted_proxies_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,::1")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert settings.TRUSTED_PROXIES == (
+    assert (
         ip_network("10.0.0.0/8"),
         ip_network("192.0.2.7/32"),
         ip_network("::1/128"),
-    )
+    ) == settings.TRUSTED_PROXIES
 
 
 @pytest.mark.parametrize(

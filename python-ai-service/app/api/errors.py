@@ -57,7 +57,8 @@ def _safe_error(error: Mapping[str, Any]) -> dict[str, Any]:
         safe["input"] = value[:200]
     elif isinstance(value, int | float | bool):
         safe["input"] = value
-    return jsonable_encoder(safe)
+    encoded: dict[str, Any] = jsonable_encoder(safe)
+    return encoded
 
 
 def summarize_errors(errors: Sequence[Mapping[str, Any]], shown: int) -> dict[str, Any]:
@@ -102,8 +103,8 @@ def _retry_after(request: Request, exc: Exception) -> int:
     if current is not None and limiter is not None:
         item, key = current
         reset_at, _ = limiter.limiter.get_window_stats(item, *key)
-        return max(1, math.ceil(reset_at - time.time()))
-    if isinstance(exc, RateLimitExceeded):
+        return max(1, math.ceil(float(reset_at) - time.time()))
+    if isinstance(exc, RateLimitExceeded) and exc.limit is not None:
         return max(1, int(exc.limit.limit.get_expiry()))
     return 1
 
