@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -56,6 +58,16 @@ class HeaderDeadlineH11Protocol(H11Protocol):
             self.transport.close()
 
 
+class Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            # uvicorn re-raises SIGTERM after a clean shutdown, so the process would exit 143; a
+            # SIGTERM is how an orchestrator stops the service normally, so exit 0 instead.
+            self._captured_signals.clear()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     parser.add_argument("--host", default=settings.HOST, help="address to bind (HOST)")
@@ -75,7 +87,7 @@ def main() -> None:
         # Logging is configured by the app (loguru); uvicorn's own dictConfig would undo it.
         log_config=None,
     )
-    uvicorn.Server(config).run()
+    Server(config).run()
 
 
 if __name__ == "__main__":
