@@ -86,6 +86,25 @@ class Emulation:
         """A deadline for this image: `seconds` natively, EMULATION_SLOWDOWN times more emulated."""
         return seconds * (EMULATION_SLOWDOWN if self.active else 1)
 
+    def run_options(self, image: docker.models.images.Image) -> dict[str, Any]:
+        """Under emulation, the image's own health check with its timings scaled (Python starts
+        seconds slower under QEMU than its 3 s timeout allows); natively, nothing overridden."""
+        check = image.attrs["Config"].get("Healthcheck") or {}
+        if not self.active or not check.get("Test"):
+            return {}
+        scaled = {
+            key: int(self.scaled(check[name]))
+            for key, name in (
+                ("interval", "Interval"),
+                ("timeout", "Timeout"),
+                ("start_period", "StartPeriod"),
+            )
+            if check.get(name)
+        }
+        return {
+            "healthcheck": {"test": check["Test"], "retries": check.get("Retries", 3), **scaled}
+        }
+
     def skip_time_budget(self, what: str) -> None:
         """Time budgets hold for native runs only: under emulation, say so and skip."""
         if self.active:
@@ -101,8 +120,9 @@ def emulation(pytestconfig: pytest.Config, image: docker.models.images.Image) ->
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     if found.active and reporter is not None:
         reporter.write_line(
-            f"image contract: {found.image.docker} image on a {found.host.docker} host, under "
-            f"QEMU emulation: deadlines x{EMULATION_SLOWDOWN}, time budgets skipped"
+            f"image contract: {found.image.docker} image on a {found.host.docker} host, under QEMU "
+            f"emulation: deadlines and the image's health-check timings x{EMULATION_SLOWDOWN}, "
+            "time budgets skipped"
         )
     return found
 
@@ -148,10 +168,10 @@ def expected_revision(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def container(
-    docker_client: docker.DockerClient, image: docker.models.images.Image
+    docker_client: docker.DockerClient, image: docker.models.images.Image, emulation: Emulation
 ) -> Iterator[Service]:
     """The one container of this session, started from the image's default CMD (not waited for)."""
-    with running(docker_client, image.id) as started:
+    with running(docker_client, image.id, **emulation.run_options(image)) as started:
         yield started
 
 

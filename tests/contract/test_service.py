@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import docker
+import docker.models.containers
 import docker.models.images
+import httpx
 from conftest import Emulation
 
 from service_images.containers import Service, running
@@ -93,7 +96,69 @@ def test_runs_hardened(
         tmpfs={"/tmp": ""},
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
+        **emulation.run_options(image),
     ) as hardened:
         hardened.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
         response = hardened.post("/api/v1/indicators", json={"candles": candles()})
         assert response.status_code == 200, f"{response.text}\n{hardened.logs()}"
+
+
+def test_starts_within_budget(
+    docker_client: docker.DockerClient,
+    image: docker.models.images.Image,
+    variant: Variant,
+    emulation: Emulation,
+    facts: dict[str, Any],
+    saved_image: object,
+) -> None:
+    """A fresh container answers /health within the variant's start-up budget.
+
+    Asking for `facts` and `saved_image` waits for the session's background reads, so the start
+    is timed on a machine doing nothing else.
+    """
+    emulation.skip_time_budget("start-up")
+    budget = variant.budgets.health_s
+    with running(docker_client, image.id) as fresh:
+        seconds = fresh.wait_until("answers", STARTUP_DEADLINE_S)
+        assert seconds <= budget, (
+            f"/health answered {seconds:.2f} s after the container started; the {variant.name} "
+            f"budget is {budget:g} s (a native run; under emulation this test skips)\n"
+            f"{fresh.logs()}"
+        )
+
+
+def test_sigterm_exits_0_within_budget(
+    docker_client: docker.DockerClient,
+    image: docker.models.images.Image,
+    variant: Variant,
+    emulation: Emulation,
+) -> None:
+    """`docker stop`'s SIGTERM, with a client's keep-alive connection open: exit 0, in time."""
+    budget = variant.budgets.stop_s
+    with running(docker_client, image.id) as stopping, httpx.Client(trust_env=False) as client:
+        stopping.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
+        assert client.get(stopping.url + "/health", timeout=5).status_code == 200
+        stopping.container.kill(signal="SIGTERM")
+        seconds = wait_for_exit(stopping.container, emulation.scaled(budget))
+        state = stopping.container.attrs["State"]
+        assert seconds is not None, (
+            f"still {state['Status']} {emulation.scaled(budget):g} s after SIGTERM (budget "
+            f"{budget:g} s)\n{stopping.logs()}"
+        )
+        assert state["ExitCode"] == 0, (
+            f"exit code {state['ExitCode']} {seconds:.2f} s after SIGTERM, expected 0\n"
+            f"{stopping.logs()}"
+        )
+    emulation.skip_time_budget(f"stop (exit 0 after {seconds:.2f} s under emulation)")
+    assert seconds <= budget, f"exit 0 {seconds:.2f} s after SIGTERM; the budget is {budget:g} s"
+
+
+def wait_for_exit(container: docker.models.containers.Container, deadline_s: float) -> float | None:
+    """Seconds until the container exited, or None if it still runs after `deadline_s`."""
+    started = time.monotonic()
+    while (seconds := time.monotonic() - started) <= deadline_s:
+        container.reload()
+        if container.status == "exited":
+            return seconds
+        time.sleep(0.05)
+    return None
