@@ -241,7 +241,10 @@ def sbom(
     bom = boms.image_bom(engine.client(), chosen, image or chosen.tag)
     path = boms.write(bom, Path(output) if output else boms.default_output(chosen))
     print(f"==> {len(bom['components'])} components in {path}")
-    boms.check_against_lock(bom, locked_versions(chosen.lock), chosen.lock.name)
+    # The lock's entries for the image's platform (its markers leave out, say, CUDA on arm64).
+    architecture = engine.client().images.get(image or chosen.tag).attrs.get("Architecture")
+    expected = locked_versions(chosen.lock, platforms.by_architecture(str(architecture)))
+    boms.check_against_lock(bom, expected, chosen.lock.name)
     print(f"==> the image holds exactly {chosen.lock.name}")
 
 

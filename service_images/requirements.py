@@ -28,7 +28,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from service_images import locks
 from service_images.cli import user_errors
 from service_images.errors import RequirementsProblem
-from service_images.platforms import PLATFORMS, Platform
+from service_images.platforms import PLATFORMS, Platform, host_platform
 from service_images.variants import ROOT, VARIANTS, Variant, normalise
 
 # pip's inline comment: a `#` after whitespace ends the requirement.
@@ -180,19 +180,17 @@ def read_lock(path: Path, problems: list[str]) -> dict[str, Locked]:
 
 
 def locked_versions(lock: Path, target: Platform | None = None) -> dict[str, str]:
-    """`{name: version}` of every package a lock pins for `target` (None: for any platform).
+    """`{name: version}` of every package a lock pins for `target` (None: this machine's platform).
 
-    The image contract's expectation: what an image of that platform must hold, exactly.
+    What an image of that platform must hold, exactly (the contract's and the SBOM's expectation):
+    the entries whose markers hold there.
     """
     problems: list[str] = []
     entries = read_lock(lock, problems)
     if problems:
         raise RequirementsProblem(" ".join(problems))
-    return {
-        name: entry.version
-        for name, entry in entries.items()
-        if target is None or entry.installed_on(target)
-    }
+    target = target or host_platform()
+    return {name: entry.version for name, entry in entries.items() if entry.installed_on(target)}
 
 
 def read_files(variant: Variant, problems: list[str]) -> Files:

@@ -15,7 +15,7 @@ import pytest
 
 from service_images import locks
 from service_images.errors import RequirementsProblem
-from service_images.platforms import get_platform
+from service_images.platforms import get_platform, host_platform
 from service_images.requirements import check, locked_versions, main, read_lock, read_requirements
 from service_images.variants import ROOT, VARIANTS, normalise
 
@@ -342,6 +342,7 @@ def test_locked_versions_follow_the_platform() -> None:
     assert "triton" not in full_arm64
     assert not [name for name in full_arm64 if name.startswith("nvidia-")]
     assert full_arm64["torch"] == full_amd64["torch"]
-    # Windows-only entries (colorama for loguru) are on neither image.
+    # Windows-only entries (colorama for loguru) are in the lock, on neither image.
     assert "colorama" not in full_amd64
-    assert "colorama" in locked_versions(FULL.lock)
+    assert "colorama" in read_lock(FULL.lock, [])
+    assert locked_versions(FULL.lock) == locked_versions(FULL.lock, host_platform())
