@@ -279,7 +279,7 @@ def scan_coverage(
         return boms.image_bom(engine.client(), chosen, image or chosen.tag)
 
     full = load("full", full_image, full_sbom)
-    covered = boms.check_coverage(
-        full, load("ci", ci_image, ci_sbom), locked_versions(VARIANTS["full"].lock)
-    )
+    # The full lock's entries for the full image's platform, as its SBOM records it.
+    full_lock = locked_versions(VARIANTS["full"].lock, boms.platform(full))
+    covered = boms.check_coverage(full, load("ci", ci_image, ci_sbom), full_lock)
     print(f"==> all {covered} distributions of the full image are covered by a scan")

@@ -24,11 +24,13 @@ import docker
 import docker.errors
 
 from service_images.errors import ImageMissing, SbomMismatch, ScanCoverageGap, ToolError
+from service_images.platforms import Platform, get_platform, host_platform
 from service_images.variants import IMAGE_NAME, ROOT, Variant, normalise
 
 PROBE = (Path(__file__).parent / "sbom_probe.py").read_text(encoding="utf-8")
 ENVIRONMENT_PROPERTY = "python-ai-service:environment"
 LOCATION_PROPERTY = "python-ai-service:location"
+PLATFORM_PROPERTY = "python-ai-service:platform"
 SPEC_VERSION = "1.5"
 # Stable namespace for serial numbers: the same image always gets the same SBOM serial.
 SERIAL_NAMESPACE = uuid.UUID("6f1c2f0e-3b4a-5c7d-8e9f-a0b1c2d3e4f5")
@@ -83,6 +85,7 @@ def cyclonedx(
     labels = (attrs.get("Config") or {}).get("Labels") or {}
     revision = labels.get("org.opencontainers.image.revision", "unknown")
     image_id = str(attrs.get("Id", image))
+    os_name, architecture = attrs.get("Os", "linux"), attrs.get("Architecture", "amd64")
     components = []
     for dist in distributions:
         ref = f"{dist.purl}?location={dist.location}"  # one name can live in two environments
@@ -111,6 +114,7 @@ def cyclonedx(
                 {"name": "python-ai-service:variant", "value": variant.name},
                 {"name": "python-ai-service:image", "value": image},
                 {"name": "python-ai-service:image-id", "value": image_id},
+                {"name": PLATFORM_PROPERTY, "value": f"{os_name}/{architecture}"},
             ],
         },
     }
@@ -137,6 +141,15 @@ def components(bom: Mapping[str, Any], environment: str | None = None) -> dict[s
         if environment is None or properties.get(ENVIRONMENT_PROPERTY) == environment:
             found.setdefault(component["name"], set()).add(component["version"])
     return found
+
+
+def platform(bom: Mapping[str, Any]) -> Platform:
+    """The platform the SBOM's image is for: a lock's marker-bound entries are judged on it."""
+    component = bom.get("metadata", {}).get("component", {})
+    properties = {p["name"]: p["value"] for p in component.get("properties", [])}
+    if PLATFORM_PROPERTY not in properties:
+        return host_platform()  # an SBOM written before the property existed
+    return get_platform(properties[PLATFORM_PROPERTY])
 
 
 def lock_problems(bom: Mapping[str, Any], locked: Mapping[str, str]) -> list[str]:

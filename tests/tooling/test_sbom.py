@@ -49,6 +49,13 @@ def test_cyclonedx_1_5_with_a_purl_per_distribution() -> None:
     assert len(set(refs)) == len(refs), "bom-refs must be unique"
 
 
+def test_the_document_names_the_image_s_platform() -> None:
+    """A lock's marker-bound entries (x86_64-only wheels) are judged on the image's platform."""
+    assert sbom.platform(bom(dist("a", "1"))).docker == "linux/amd64"
+    arm = sbom.cyclonedx(VARIANTS["ci"], "x", {"Id": "y", "Architecture": "arm64"}, [])
+    assert sbom.platform(arm).docker == "linux/arm64"
+
+
 def test_the_same_image_gives_the_same_document() -> None:
     assert bom(dist("a", "1")) == bom(dist("a", "1"))
     assert bom(dist("a", "1"))["serialNumber"] != bom(dist("a", "1"), image_id="x")["serialNumber"]
