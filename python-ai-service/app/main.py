@@ -7,7 +7,7 @@ also where the parts are chosen: the history store follows ``MONGODB_URL``.
 
 from __future__ import annotations
 
-import asyncio
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -50,9 +50,11 @@ def create_history_store(settings: Settings) -> HistoryStore:
     )
 
 
-def _log_warmup_failure(task: asyncio.Task[object]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        logger.opt(exception=exc).error("signal model warm-up failed")
+def _warm_up(seed: int) -> None:
+    try:
+        get_signal_model(seed)
+    except Exception:  # best effort: the first /signal trains it again and reports the error
+        logger.opt(exception=True).error("signal model warm-up failed")
 
 
 def create_app(
@@ -86,9 +88,12 @@ def create_app(
         )
         state.recorder.start()
         # Train the signal model off the event loop right after start-up, so /health answers at
-        # once and the first /signal usually finds the model ready.
-        warmup = asyncio.create_task(asyncio.to_thread(get_signal_model, cfg.SIGNAL_SEED))
-        warmup.add_done_callback(_log_warmup_failure)
+        # once and the first /signal usually finds the model ready. A daemon thread: a SIGTERM
+        # during start-up must not wait for a best-effort warm-up (asyncio's executor threads are
+        # joined at exit, which held a stop for the whole training on a busy machine).
+        threading.Thread(
+            target=_warm_up, args=(cfg.SIGNAL_SEED,), name="signal-model-warm-up", daemon=True
+        ).start()
         yield
         # Bounded by HISTORY_FLUSH_TIMEOUT_S, so SIGTERM never waits on a dead history store.
         await state.aclose()
