@@ -359,9 +359,11 @@ def run(target: Service, slow_give_up_s: float) -> Campaign:
 
 
 def warm_up(target: Service) -> list[str]:
-    """One small valid request per endpoint: lazy imports and the model count as start-up."""
+    """One small valid request per endpoint, then one of the largest size each candle endpoint
+    accepts: lazy imports, the model and the working set of the largest request count as
+    start-up, so the memory budget measures what a burst leaves behind, not first use."""
     failures = []
-    for call in valid_calls():
+    for call in [*valid_calls(), *heavy_calls()]:
         params = {"backend": call.backend} if call.backend else {}
         headers = {"content-type": call.content_type}
         response = httpx.request(
