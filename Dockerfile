@@ -13,8 +13,10 @@ COPY .build/uv-arm64 /uv
 # hadolint ignore=DL3006
 FROM uv-${TARGETARCH} AS uv
 
-# binutils' strip, mounted into the install steps: the image itself carries no toolchain.
+# binutils' strip, mounted into the install steps: the image itself carries no toolchain. Not
+# pinned: this stage never ships, and Debian replaces a pinned version in its archive.
 FROM ${BASE_IMAGE} AS tools
+# hadolint ignore=DL3008
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --no-install-recommends binutils >/dev/null \
     && rm -rf /var/lib/apt/lists/*
@@ -49,32 +51,28 @@ RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \
-    echo "${UV_SHA256}  /tmp/build/uv/uv" | sha256sum -c --quiet \
-    && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \
-    echo "${UV_SHA256}  /tmp/build/uv/uv" | sha256sum -c --quiet \
-    && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \
-    echo "${UV_SHA256}  /tmp/build/uv/uv" | sha256sum -c --quiet \
-    && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/service.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
     --mount=type=secret,id=ca_bundle \
-    echo "${UV_SHA256}  /tmp/build/uv/uv" | sha256sum -c --quiet \
-    && PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
 WORKDIR /app
 COPY python-ai-service/app ./app
 # Numeric, so Kubernetes runAsNonRoot can verify it without the image's /etc/passwd.

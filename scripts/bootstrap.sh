@@ -72,6 +72,7 @@ else
     else
         # Debian 12 has no package; Debian 13's binary needs only libc. Fetch that one .deb from the
         # machine's own Debian mirror through a throw-away apt configuration (system sources untouched).
+        # shellcheck disable=SC2016 # $(REPO_URI) is apt's placeholder, not the shell's
         mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Origin: Debian' 'Codename: bookworm' 2>/dev/null \
                  | grep -v security | head -n1)
         [ -n "$mirror" ] || die "no Debian mirror found in apt's sources to fetch docker-buildx from; install the buildx plugin yourself."

@@ -50,7 +50,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "nox -s builds",
         "tests that build: secrets stay out of the build context, a failed build names its step, "
-        "the base image is a drop-in for `python:3.11-slim`",
+        "the base image is a drop-in for `python:3.11-slim`, a push/pull round trip through a "
+        "real loopback registry",
         smoke="nox -s builds -- -k failing_step",
     ),
     Command(
@@ -59,7 +60,11 @@ COMMANDS: tuple[Command, ...] = (
         smoke="nox -s tests -- tests/tooling/test_errors.py",
     ),
     Command("nox -s requirements", "requirements/lock integrity (no Docker)"),
-    Command("nox -s lint", "ruff, mypy, hadolint, actionlint", smoke="nox -s lint -- ruff"),
+    Command(
+        "nox -s lint",
+        "ruff, mypy, hadolint, actionlint, zizmor and the workflow/Dependabot schemas",
+        smoke="nox -s lint -- ruff",
+    ),
     Command(
         "nox -s audit",
         "vulnerability audit of both locks (exit 11 where the vulnerability service cannot answer)",

@@ -123,9 +123,7 @@ def evaluate_budgets(budgets: Budgets, metrics: Mapping[str, Metric]) -> list[Bu
             ours = None if whole is None else whole.ours
             value = None if value is None or not ours else value / ours
         checks.append(
-            BudgetCheck(
-                rule.budget, rule.metric, rule.on_ratio, float(limit), value, rule.share_of
-            )
+            BudgetCheck(rule.budget, rule.metric, rule.on_ratio, float(limit), value, rule.share_of)
         )
     return checks
 
