@@ -24,6 +24,8 @@ from conftest import Emulation
 from service_images.containers import Service, running
 from service_images.variants import ROOT, Variant
 
+pytestmark = pytest.mark.abuse
+
 STARTUP_DEADLINE_S = 90
 SETTLE_SAMPLES = 3  # memory after the suite: the lowest of these, SETTLE_INTERVAL_S apart
 SETTLE_INTERVAL_S = 0.5
