@@ -170,7 +170,7 @@ def bench(
 ) -> None:
     """Measure each image against the pre-project Dockerfile in one run; exit 10 over a budget."""
     # Imported here: the bench pulls in more than the other tasks need to start.
-    from service_images.bench import BenchOptions, parse_variants, run_bench
+    from service_images.bench.run import BenchOptions, parse_variants, run_bench
 
     run_bench(BenchOptions(parse_variants(variant), keep, Path(output), base_image, ca_bundle))
 
