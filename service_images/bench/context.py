@@ -123,4 +123,9 @@ def bump_light_dependency(context: Path, bump: Bump = LIGHT_BUMP) -> str:
         start = text.index(current.splitlines()[0])
         end = start + len("\n".join(current.splitlines()))
         lock.write_text(text[:start] + block.rstrip("\n") + text[end:], encoding="utf-8")
+    if old == f"{bump.package}=={bump.to}":
+        # A bump that changes nothing would time a cache hit and call it a rebuild.
+        raise RequirementsProblem(
+            f"{old} is already pinned: bump {bump.package} to another release."
+        )
     return f"{old} -> {bump.package}=={bump.to}"

@@ -87,7 +87,8 @@ class Run:
     options: BenchOptions
     sdk: docker.DockerClient
     display: Display
-    context: Path
+    workdir: Path
+    """A temporary directory: each variant's build context is copied into it."""
     log: IO[str]
     cache: BuildCache
     memory_enabled: bool
@@ -95,6 +96,8 @@ class Run:
     """Tag -> image id of every image this run built."""
     notes: list[str] = field(default_factory=list)
     saw_other_build: bool = False
+    context: Path = Path()
+    """The build context of the variant being measured (a copy in `workdir`)."""
 
     def wait_for_other_builds(self, step: Step) -> None:
         """Timings and build memory are only meaningful when no one else is building."""
@@ -190,6 +193,8 @@ def run_contract_suite(variant: Variant, tag: str, log: IO[str]) -> tuple[float,
 
 
 def bench_variant(run: Run, variant: Variant) -> VariantResult:
+    # A copy of its own: the changes timed below must not carry over to the next variant.
+    run.context = context.copy_context(run.workdir / variant.name)
     tags = bench_tags(variant)
     display, label, notes = run.display, variant.name, []
     builds: dict[str, tuple[float, PeakSampler]] = {}
@@ -349,8 +354,7 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
         log_path.open("w", encoding="utf-8") as log,
         Display(console) as display,
     ):
-        copied = context.copy_context(Path(tmp))
-        run = Run(options, sdk, display, copied, log, cache, memory_enabled)
+        run = Run(options, sdk, display, Path(tmp), log, cache, memory_enabled)
         cache_before = {record.id for record in cache.records()}
         try:
             for variant in variants:
