@@ -39,7 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "nox -s full_image",
-        "the same for the production image (~10 GB; a cold build takes minutes)",
+        "the same for the production image (several GB; a cold build takes minutes)",
         smoke="nox -s full_image -- --help",
     ),
     Command(

@@ -48,7 +48,7 @@ def test_a_section_is_replaced_between_its_markers_only() -> None:
     assert updated.endswith(END + after)
     assert "85% faster" not in updated
     assert f"| cold build | 25.0 s | 8.00 s | 0.32{X} |" in updated
-    assert "![ours/naive per figure, lower is better](docs/bench.png)" in updated
+    assert "![ours/before per figure, lower is better](docs/bench.png)" in updated
     assert "Measured 2026-11-28T18:40:00+00:00" in updated
 
 
