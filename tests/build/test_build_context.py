@@ -64,8 +64,11 @@ def copied_sources(dockerfile: Path) -> list[str]:
 def make_context(destination: Path, marker: str, probe: str) -> None:
     """A copy of the repository with what the CI build needs, plus the planted secrets."""
     variant = get_variant("ci")
+    # What the install steps mount besides what they copy; `.build/` is staged by the build.
     needed = [variant.dockerfile.relative_to(ROOT).as_posix(), ".dockerignore"]
-    for relative in needed + copied_sources(variant.dockerfile):
+    needed += [variant.lock.relative_to(ROOT).as_posix(), "scripts/install-tier.sh"]
+    copied = [path for path in copied_sources(variant.dockerfile) if not path.startswith(".build/")]
+    for relative in needed + copied:
         source, target = ROOT / relative, destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
