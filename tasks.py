@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from invoke.context import Context
+from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
 from service_images import base_image as base
@@ -197,12 +198,15 @@ def readme(c: Context, results: str = "docs/bench.json", check: bool = False) ->
         "tag": "Tag in the registry (default: the variant's name, e.g. ci).",
         "image": "Local image to push (default: the variant's tag, e.g. python-ai-service:ci).",
         "output": "Where the JSON report goes (default reports/push-<variant>.json).",
-    }
+    },
+    # --registry is a flag like the others: invoke would otherwise take the first word after the
+    # task name (even --help) as the registry.
+    positional=[],
 )
 @user_errors()
 def push(
     c: Context,
-    registry: str,
+    registry: str | None = None,
     variant: str = "ci",
     tag: str | None = None,
     image: str | None = None,
@@ -210,6 +214,9 @@ def push(
 ) -> None:
     """Push an image; print and record its digest reference and compressed bytes."""
     from service_images import registry as registries
+
+    if not registry:
+        raise Exit("error: invoke push needs --registry HOST[:PORT] (e.g. 127.0.0.1:5000).")
 
     result = registries.push(get_variant(variant), registry, image=image, tag=tag)
     report = registries.write_report(result, Path(output) if output else None)
