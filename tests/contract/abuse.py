@@ -346,8 +346,16 @@ async def _campaign(target: Service, calls: list[Call], slow_give_up_s: float) -
 
 
 def burst() -> list[Call]:
-    """The hostile cases and the valid requests, interleaved in a fixed order."""
-    calls = hostile_calls() * HOSTILE_ROUNDS + valid_calls() * VALID_ROUNDS
+    """The hostile cases and the valid requests, interleaved in a fixed order.
+
+    The valid mix leaves out model fits on a real backend (the full image's torch/TensorFlow
+    forecasts): each takes seconds of both cores, so on a 2-core machine one queued behind the
+    burst outlasts any fair timeout and says nothing about the abuse. The warm-up serves them, and
+    the forecast endpoint still gets every hostile input.
+    """
+    fits = [call for call in valid_calls() if call.path == FORECAST and call.backend]
+    valid = [call for call in valid_calls() if call not in fits]
+    calls = hostile_calls() * HOSTILE_ROUNDS + valid * VALID_ROUNDS
     calls += heavy_calls() * HEAVY_ROUNDS
     random.Random(0).shuffle(calls)
     return calls
