@@ -21,6 +21,62 @@ RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --no-install-recommends binutils >/dev/null \
     && rm -rf /var/lib/apt/lists/*
 
+# Dependencies before source, one layer per tier of the lock (service_images/variants.py, TIERS):
+# bumping a light package rebuilds, pushes and pulls only the last, small layer instead of 9 GB.
+# Each tier is its own stage, so BuildKit installs them side by side (and beside `tools`): into an
+# empty venv, hash-checked, then slimmed with binutils mounted. uv is the task suite's own binary
+# (for another platform, that platform's, from its wheel), checked against the hash its wheel
+# recorded; it, the lock slices, the install script and the CA bundle are mounted for these steps
+# only and never land in a layer. Bytecode is compiled (--compile): the root filesystem may be
+# read-only, and torch and TensorFlow imports are large.
+FROM ${BASE_IMAGE} AS cuda-torch
+ARG UV_SHA256
+RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
+    --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.lock \
+    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=secret,id=ca_bundle \
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
+RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,from=tools,target=/tmp/build/tools \
+    sh /tmp/build/install-tier.sh slim --compile
+
+FROM ${BASE_IMAGE} AS tensorflow
+ARG UV_SHA256
+RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
+    --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
+    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=secret,id=ca_bundle \
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
+RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,from=tools,target=/tmp/build/tools \
+    sh /tmp/build/install-tier.sh slim --compile
+
+FROM ${BASE_IMAGE} AS numeric
+ARG UV_SHA256
+RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
+    --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
+    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=secret,id=ca_bundle \
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
+RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,from=tools,target=/tmp/build/tools \
+    sh /tmp/build/install-tier.sh slim --compile
+
+FROM ${BASE_IMAGE} AS service
+ARG UV_SHA256
+RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
+    --mount=type=bind,source=.build/full/service.lock,target=/tmp/build/tier.lock \
+    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=secret,id=ca_bundle \
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
+RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,from=tools,target=/tmp/build/tools \
+    sh /tmp/build/install-tier.sh slim --compile
+
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="python-ai-service"
 # Caches go to /tmp so the service also runs with a read-only root filesystem. glibc malloc: two
@@ -38,41 +94,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2 \
     IMAGE_VARIANT=full
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
-# Dependencies before source, one layer per tier of the lock (service_images/variants.py, TIERS):
-# bumping a light package rebuilds, pushes and pulls only the last, small layer instead of 9 GB.
-# uv is the task suite's own binary (for another platform, that platform's, from its wheel),
-# checked against the hash its wheel recorded; it, the lock slices, the install script and the CA
-# bundle are mounted for these steps only and never land in a layer. Bytecode is compiled
-# (--compile): the root filesystem may be read-only, and torch and TensorFlow imports are large.
-ARG UV_SHA256
-RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
-    --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.lock \
-    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
-    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
-    --mount=type=bind,from=tools,target=/tmp/build/tools \
-    --mount=type=secret,id=ca_bundle \
-    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
-RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
-    --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
-    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
-    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
-    --mount=type=bind,from=tools,target=/tmp/build/tools \
-    --mount=type=secret,id=ca_bundle \
-    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
-RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
-    --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
-    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
-    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
-    --mount=type=bind,from=tools,target=/tmp/build/tools \
-    --mount=type=secret,id=ca_bundle \
-    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
-RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
-    --mount=type=bind,source=.build/full/service.lock,target=/tmp/build/tier.lock \
-    --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
-    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
-    --mount=type=bind,from=tools,target=/tmp/build/tools \
-    --mount=type=secret,id=ca_bundle \
-    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh /tmp/build/tier.lock --compile
+# The tiers, in order: one layer each.
+COPY --from=cuda-torch /opt/venv /opt/venv
+COPY --from=tensorflow /opt/venv /opt/venv
+COPY --from=numeric /opt/venv /opt/venv
+COPY --from=service /opt/venv /opt/venv
 WORKDIR /app
 COPY python-ai-service/app ./app
 # Numeric, so Kubernetes runAsNonRoot can verify it without the image's /etc/passwd.

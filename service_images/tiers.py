@@ -200,6 +200,13 @@ def stage(variant: Variant, context: Path, target: Platform | None = None) -> di
 
 
 def mounted_tiers(dockerfile: Path) -> list[str]:
-    """The tier slices a Dockerfile installs, in order (`.build/<variant>/<tier>.lock` mounts)."""
-    pattern = re.compile(rf"{re.escape(STAGE_DIR)}/[a-z]+/([a-z-]+)\.lock")
-    return pattern.findall(dockerfile.read_text(encoding="utf-8"))
+    """The tier slices a Dockerfile's image holds, in layer order: for each `COPY --from=<stage>
+    /opt/venv`, the `.build/<variant>/<tier>.lock` slices that stage installs."""
+    text = dockerfile.read_text(encoding="utf-8")
+    slice_mount = re.compile(rf"{re.escape(STAGE_DIR)}/[a-z]+/([a-z-]+)\.lock")
+    installs = {
+        stage[1]: slice_mount.findall(stage[2])
+        for stage in re.finditer(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", text, re.M | re.S)
+    }
+    copied = re.findall(r"^COPY --from=(\S+) /opt/venv ", text, re.M)
+    return [tier for stage in copied for tier in installs.get(stage, [])]
