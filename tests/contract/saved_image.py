@@ -1,9 +1,10 @@
-"""One streaming pass over `docker save`: what each layer installs, and which needles it holds.
+"""One streaming pass over `docker save`: what each layer installs, which files it should not
+carry, and which needles it holds.
 
 Reading a 9 GB image costs about a minute, so the contract reads it once, while the probe runs in
-the container, and the tests that need its layers (the install tiers, the build's CA bundle)
-share the result. The needles are the build's CA certificates that the image's own trust stores
-do not hold: a line of each one's signature, unique to it.
+the container, and the tests that need its layers (the install tiers, leftovers, the build's CA
+bundle) share the result. The needles are the build's CA certificates that the image's own trust
+stores do not hold: a line of each one's signature, unique to it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ VENV_DIST_INFO = re.compile(r"^opt/venv/lib/python[\d.]+/site-packages/([^/]+?)-
 class Layer:
     path: str
     distributions: set[str] = field(default_factory=set)
+    leftovers: list[str] = field(default_factory=list)
+    """Files at or under a `leftover` pattern (a later layer deleting them frees no byte)."""
 
 
 @dataclass
@@ -65,9 +68,14 @@ class _Scanned(io.RawIOBase):
         return size
 
 
-def scan(chunks: Iterable[bytes], needles: set[bytes]) -> SavedImage:
-    """Read a `docker save` stream once: each layer's venv distributions, and the needles."""
+def scan(chunks: Iterable[bytes], needles: set[bytes], leftover: Iterable[str] = ()) -> SavedImage:
+    """Read a `docker save` stream once: each layer's venv distributions, its files at or under
+    a `leftover` pattern (shell-style `*`, absolute), and the needles."""
     stream = _Scanned(chunks, needles)
+    under = re.compile(
+        "|".join(re.escape(pattern.lstrip("/")).replace(r"\*", ".*") for pattern in leftover)
+        + r"(?:/.*)?"
+    )
     layers: dict[str, Layer] = {}
     order: list[str] = []
     with tarfile.open(fileobj=io.BufferedReader(stream, 8 << 20), mode="r|") as saved:
@@ -79,8 +87,11 @@ def scan(chunks: Iterable[bytes], needles: set[bytes]) -> SavedImage:
                 layer = layers.setdefault(member.name, Layer(member.name))
                 with tarfile.open(fileobj=blob, mode="r|") as content:
                     for entry in content:
-                        if match := VENV_DIST_INFO.match(entry.name.lstrip("./")):
+                        name = entry.name.removeprefix("./")
+                        if match := VENV_DIST_INFO.match(name):
                             layer.distributions.add(normalise(match[1]))
+                        elif leftover and not entry.isdir() and under.fullmatch(name):
+                            layer.leftovers.append(name)
             elif member.name == "manifest.json":
                 order = list(json.loads(blob.read())[0]["Layers"])
     return SavedImage([layers.get(path, Layer(path)) for path in order], stream.found)

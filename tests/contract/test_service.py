@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import docker
 import docker.models.containers
 import docker.models.images
 import httpx
+import pytest
 from conftest import Emulation
 
 from service_images.containers import Service, running
@@ -85,58 +88,64 @@ def test_forecast_runs_or_says_which_image_lacks_the_backend(
             assert variant.name in response.text, response.text
 
 
-def test_runs_hardened(
-    docker_client: docker.DockerClient, image: docker.models.images.Image, emulation: Emulation
-) -> None:
-    """Read-only root, only /tmp writable, no capabilities, no privilege escalation."""
-    with running(
-        docker_client,
-        image.id,
-        read_only=True,
-        tmpfs={"/tmp": ""},
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        **emulation.run_options(image),
-    ) as hardened:
-        hardened.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
-        response = hardened.post("/api/v1/indicators", json={"candles": candles()})
-        assert response.status_code == 200, f"{response.text}\n{hardened.logs()}"
+def test_runs_hardened(service: Service) -> None:
+    """The session's container, which every other test uses, runs hardened: really so."""
+    host_config = service.container.attrs["HostConfig"]
+    hardening = {
+        "read-only root": host_config["ReadonlyRootfs"],
+        "no capabilities": host_config["CapDrop"] == ["ALL"],
+        "no-new-privileges": "no-new-privileges" in (host_config["SecurityOpt"] or []),
+        "only /tmp writable": set(host_config["Tmpfs"] or {}) == {"/tmp"},
+    }
+    assert all(hardening.values()), f"the session's container is not hardened: {hardening}"
+    code, output = service.run("sh", "-c", "touch /app/probe-write", timeout=10)
+    assert "Read-only file system" in output, f"a write to /app: exit {code}, {output!r}"
+    response = service.post("/api/v1/indicators", json={"candles": candles()})
+    assert response.status_code == 200, f"{response.text}\n{service.logs()}"
 
 
-def test_starts_within_budget(
+@dataclass
+class Fresh:
+    """A container of the image as `docker run` starts it (nothing hardened, nothing overridden)."""
+
+    service: Service
+    answered_after: float
+    """Seconds from its start until /health answered."""
+
+
+@pytest.fixture(scope="module")
+def fresh(
     docker_client: docker.DockerClient,
     image: docker.models.images.Image,
-    variant: Variant,
     emulation: Emulation,
     facts: dict[str, Any],
     saved_image: object,
-) -> None:
-    """A fresh container answers /health within the variant's start-up budget.
+) -> Iterator[Fresh]:
+    """Started once the session's background reads are done (`facts`, `saved_image`), so its
+    start-up is timed on a machine doing nothing else; the SIGTERM test then stops it."""
+    with running(docker_client, image.id) as started:
+        seconds = started.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
+        yield Fresh(started, seconds)
 
-    Asking for `facts` and `saved_image` waits for the session's background reads, so the start
-    is timed on a machine doing nothing else.
-    """
+
+def test_starts_within_budget(fresh: Fresh, variant: Variant, emulation: Emulation) -> None:
+    """A fresh container answers /health within the variant's start-up budget."""
     emulation.skip_time_budget("start-up")
     budget = variant.budgets.health_s
-    with running(docker_client, image.id) as fresh:
-        seconds = fresh.wait_until("answers", STARTUP_DEADLINE_S)
-        assert seconds <= budget, (
-            f"/health answered {seconds:.2f} s after the container started; the {variant.name} "
-            f"budget is {budget:g} s (a native run; under emulation this test skips)\n"
-            f"{fresh.logs()}"
-        )
+    assert fresh.answered_after <= budget, (
+        f"/health answered {fresh.answered_after:.2f} s after the container started; the "
+        f"{variant.name} budget is {budget:g} s (a native run; under emulation this test skips)\n"
+        f"{fresh.service.logs()}"
+    )
 
 
 def test_sigterm_exits_0_within_budget(
-    docker_client: docker.DockerClient,
-    image: docker.models.images.Image,
-    variant: Variant,
-    emulation: Emulation,
+    fresh: Fresh, variant: Variant, emulation: Emulation
 ) -> None:
     """`docker stop`'s SIGTERM, with a client's keep-alive connection open: exit 0, in time."""
     budget = variant.budgets.stop_s
-    with running(docker_client, image.id) as stopping, httpx.Client(trust_env=False) as client:
-        stopping.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
+    stopping = fresh.service
+    with httpx.Client(trust_env=False) as client:
         assert client.get(stopping.url + "/health", timeout=5).status_code == 200
         stopping.container.kill(signal="SIGTERM")
         seconds = wait_for_exit(stopping.container, emulation.scaled(budget))

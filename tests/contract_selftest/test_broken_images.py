@@ -84,6 +84,12 @@ BREAKAGES = (
         "0000000",
     ),
     Breakage("no-healthcheck", "HEALTHCHECK NONE", "healthcheck", "NONE"),
+    Breakage(
+        "writes-outside-tmp",
+        'CMD ["sh", "-c", "touch /app/started && exec python -m app --host 0.0.0.0 --port 8000"]',
+        "hardened",
+        "Read-only file system",
+    ),
 )
 
 
