@@ -80,7 +80,12 @@ def running(sdk: docker.DockerClient, image: str, **run_options: Any) -> Iterato
         container.start()
         container.reload()
         published = container.ports.get(SERVICE_PORT)
-        assert published, f"the engine published no port for {SERVICE_PORT}"
+        if not published:  # it already exited: no port is published for a stopped container
+            logs = bytes(container.logs(tail=80)).decode(errors="replace")
+            raise ServiceNotReady(
+                f"the container {container.status} at once (no port {SERVICE_PORT} published); "
+                f"its last logs:\n{logs}"
+            )
         host_port = published[0]["HostPort"]
         yield Service(container, f"http://127.0.0.1:{host_port}", started)
     finally:

@@ -72,10 +72,8 @@ def scan(chunks: Iterable[bytes], needles: set[bytes], leftover: Iterable[str] =
     """Read a `docker save` stream once: each layer's venv distributions, its files at or under
     a `leftover` pattern (shell-style `*`, absolute), and the needles."""
     stream = _Scanned(chunks, needles)
-    under = re.compile(
-        "|".join(re.escape(pattern.lstrip("/")).replace(r"\*", ".*") for pattern in leftover)
-        + r"(?:/.*)?"
-    )
+    patterns = (re.escape(pattern.lstrip("/")).replace(r"\*", ".*") for pattern in leftover)
+    under = re.compile(f"(?:{'|'.join(patterns)})(?:/.*)?")
     layers: dict[str, Layer] = {}
     order: list[str] = []
     with tarfile.open(fileobj=io.BufferedReader(stream, 8 << 20), mode="r|") as saved:
@@ -91,7 +89,7 @@ def scan(chunks: Iterable[bytes], needles: set[bytes], leftover: Iterable[str] =
                         if match := VENV_DIST_INFO.match(name):
                             layer.distributions.add(normalise(match[1]))
                         elif leftover and not entry.isdir() and under.fullmatch(name):
-                            layer.leftovers.append(name)
+                            layer.leftovers.append(f"/{name}")
             elif member.name == "manifest.json":
                 order = list(json.loads(blob.read())[0]["Layers"])
     return SavedImage([layers.get(path, Layer(path)) for path in order], stream.found)
