@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import multiprocessing
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 
 import docker.models.containers
 import httpx
@@ -194,13 +198,17 @@ SLOW_KINDS: dict[str, bytes] = {
 }
 
 
+Probe = tuple[float, int | None]
+"""(seconds, status or None) of one /health probe."""
+
+
 @dataclass
 class Campaign:
     """What one run measured."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    probes: list[tuple[float, int | None]] = field(default_factory=list)
-    """(seconds, status or None) of every /health probe during the campaign."""
+    probes: list[Probe] = field(default_factory=list)
+    """Every /health probe during the campaign."""
     health_seen: list[str] = field(default_factory=list)
     memory_mib: list[float] = field(default_factory=list)
     slow: list[SlowOutcome] = field(default_factory=list)
@@ -267,7 +275,7 @@ async def _chunks(body: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
         yield body[start : start + size]
 
 
-async def _probe(client: httpx.AsyncClient, done: asyncio.Event, campaign: Campaign) -> None:
+async def _probe(client: httpx.AsyncClient, stop: Event, probes: list[Probe]) -> None:
     """GET /health every PROBE_INTERVAL_S whether or not earlier probes have answered.
 
     Open loop: a stall of the service is felt by every probe sent during it, not by one probe
@@ -281,15 +289,52 @@ async def _probe(client: httpx.AsyncClient, done: asyncio.Event, campaign: Campa
             status: int | None = response.status_code
         except httpx.HTTPError:
             status = None
-        campaign.probes.append((time.monotonic() - started, status))
+        probes.append((time.monotonic() - started, status))
 
     in_flight: set[asyncio.Task[None]] = set()
-    while not done.is_set():
+    while not stop.is_set():
         task = asyncio.create_task(one())
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
         await asyncio.sleep(PROBE_INTERVAL_S)
     await asyncio.gather(*in_flight)
+
+
+def _prober_process(url: str, stop: Event, answer: Connection) -> None:
+    """The prober's own process: its event loop does nothing else."""
+
+    async def probe() -> list[Probe]:
+        probes: list[Probe] = []
+        async with httpx.AsyncClient(base_url=url, trust_env=False, limits=PROBE_LIMITS) as client:
+            await _probe(client, stop, probes)
+        return probes
+
+    answer.send(asyncio.run(probe()))
+
+
+@contextmanager
+def probing(url: str) -> Iterator[Callable[[], list[Probe]]]:
+    """/health probed from a process of its own, as a kubelet probes: a pause of the test
+    process (its garbage collector, a 3 MiB body being sent) is not the service's. Yields the
+    function that stops the prober and returns its probes."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    stop, (receiver, sender) = context.Event(), context.Pipe(duplex=False)
+    process = context.Process(target=_prober_process, args=(url, stop, sender), daemon=True)
+    process.start()
+
+    def finish() -> list[Probe]:
+        stop.set()
+        probes: list[Probe] = receiver.recv() if receiver.poll(PROBE_TIMEOUT_S + 30) else []
+        return probes
+
+    try:
+        yield finish
+    finally:
+        stop.set()
+        process.join(PROBE_TIMEOUT_S + 30)
+        if process.is_alive():
+            process.kill()
+        receiver.close()
 
 
 async def _sample(target: Service, done: asyncio.Event, campaign: Campaign) -> None:
@@ -323,12 +368,8 @@ async def _campaign(target: Service, calls: list[Call], slow_give_up_s: float) -
     host, port = target.url.removeprefix("http://").rsplit(":", 1)
     done = asyncio.Event()
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with (
-        httpx.AsyncClient(base_url=target.url, trust_env=False, limits=PROBE_LIMITS) as prober,
-        httpx.AsyncClient(base_url=target.url, trust_env=False, limits=limits) as client,
-    ):
-        watchers = [asyncio.create_task(_probe(prober, done, campaign))]
-        watchers.append(asyncio.create_task(_sample(target, done, campaign)))
+    async with httpx.AsyncClient(base_url=target.url, trust_env=False, limits=limits) as client:
+        watchers = [asyncio.create_task(_sample(target, done, campaign))]
         kinds = list(SLOW_KINDS) * (SLOW_CLIENTS // len(SLOW_KINDS))
         slow = [_slow_client(host, int(port), kind, slow_give_up_s) for kind in kinds]
         slow_task = asyncio.gather(*slow)
@@ -363,7 +404,10 @@ def burst() -> list[Call]:
 
 def run(target: Service, slow_give_up_s: float) -> Campaign:
     """The whole campaign: burst, slow clients, /health prober and samplers side by side."""
-    return asyncio.run(_campaign(target, burst(), slow_give_up_s))
+    with probing(target.url) as probes:
+        campaign = asyncio.run(_campaign(target, burst(), slow_give_up_s))
+        campaign.probes = probes()
+    return campaign
 
 
 def warm_up(target: Service) -> list[str]:
