@@ -26,15 +26,17 @@ RUN apt-get update -qq \
 # Each tier is its own stage, so BuildKit installs them side by side (and beside `tools`): into an
 # empty venv, hash-checked, then slimmed with binutils mounted. uv is the task suite's own binary
 # (for another platform, that platform's, from its wheel), checked against the hash its wheel
-# recorded; it, the lock slices, the install script and the CA bundle are mounted for these steps
-# only and never land in a layer. Bytecode is compiled (--compile): the root filesystem may be
-# read-only, and torch and TensorFlow imports are large.
+# recorded; it, the lock slices, the install script, the build backends' lock
+# (requirements-build.lock) and the CA bundle are mounted for these steps only and never land in a
+# layer. Bytecode is compiled (--compile): the root filesystem may be read-only, and torch and
+# TensorFlow imports are large.
 FROM ${BASE_IMAGE} AS cuda-torch
 ARG UV_SHA256
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,source=requirements-build.lock,target=/tmp/build/build-constraints.lock \
     --mount=type=secret,id=ca_bundle \
     PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
 RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
@@ -47,6 +49,7 @@ RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,source=requirements-build.lock,target=/tmp/build/build-constraints.lock \
     --mount=type=secret,id=ca_bundle \
     PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
 RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
@@ -59,6 +62,7 @@ RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,source=requirements-build.lock,target=/tmp/build/build-constraints.lock \
     --mount=type=secret,id=ca_bundle \
     PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
 RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
@@ -71,6 +75,7 @@ RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/service.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    --mount=type=bind,source=requirements-build.lock,target=/tmp/build/build-constraints.lock \
     --mount=type=secret,id=ca_bundle \
     PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
 RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \

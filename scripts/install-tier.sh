@@ -7,7 +7,8 @@
 #                                           and with --compile the bytecode is compiled, since the
 #                                           root filesystem may be read-only.
 # Hash-checked, nothing resolved: the lock is complete. Wheels, but for `ta`, which PyPI has only
-# as an sdist (pure Python): uv builds it here, fetching its build backend unpinned.
+# as an sdist (pure Python): uv builds it here with the build backend requirements-build.lock pins
+# (mounted at /tmp/build/build-constraints.lock), hash-checked too.
 set -eu
 venv=/opt/venv
 
@@ -18,7 +19,8 @@ install() {
     if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi
     export UV_CACHE_DIR=/root/.cache/uv UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
     uv venv --quiet --python "$(command -v python)" "$venv"
-    uv pip install --quiet --python "$venv/bin/python" --require-hashes --no-deps -r "$lock"
+    uv pip install --quiet --python "$venv/bin/python" --require-hashes --no-deps -r "$lock" \
+        --build-constraints /tmp/build/build-constraints.lock
 }
 
 slim() {

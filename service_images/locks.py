@@ -6,7 +6,9 @@ version per package for every platform, and a marker on the entries only some pl
 the same resolution as PEP 751 `pylock.<variant>.toml`, which names every file of every pinned
 version with its hash: the requirements check reads it to prove, offline, that each platform has a
 wheel for each entry it installs. `pylock.tools.toml` does the same for the uv the builds use
-(pyproject's pin), so a foreign platform's uv binary is downloaded against a recorded hash.
+(pyproject's pin), so a foreign platform's uv binary is downloaded against a recorded hash, and
+`requirements-build.lock` pins, with hashes, the build backends of the locked packages that PyPI
+has only as source (the install steps pass it to uv as build constraints).
 
 The CI lock is resolved with the full lock as constraints, so a package present in both images has
 the same version in both. Each lock records a digest of what it was made from, so a stale lock is
@@ -33,6 +35,8 @@ PLATFORM = "x86_64-manylinux_2_28"
 DIGEST_PREFIX = "# inputs-sha256: "
 UNIVERSAL = ("--universal", "--fork-strategy", "fewest", "--python-version", PYTHON_VERSION)
 TOOLS_WHEELS = ROOT / "pylock.tools.toml"
+BUILD_REQUIREMENTS = ROOT / "requirements-build.txt"
+BUILD_LOCK = ROOT / "requirements-build.lock"
 
 
 def wheels_file(variant: Variant) -> Path:
@@ -145,7 +149,20 @@ def lock_tools() -> Path:
     return TOOLS_WHEELS
 
 
+def build_lock_digest(root: Path = ROOT) -> str:
+    return hashlib.sha256((root / BUILD_REQUIREMENTS.name).read_bytes()).hexdigest()
+
+
+def lock_build(*, upgrade: bool = False) -> Path:
+    """requirements-build.lock: the sdists' build backends, pinned with hashes."""
+    options = ["--custom-compile-command", "invoke lock", *(["--upgrade"] if upgrade else [])]
+    text = run_uv(compile_command(BUILD_REQUIREMENTS.name, *options), BUILD_REQUIREMENTS.name)
+    BUILD_LOCK.write_text(f"{DIGEST_PREFIX}{build_lock_digest()}\n{text}")
+    return BUILD_LOCK
+
+
 def lock_all(*, upgrade: bool = False) -> list[Path]:
     # The full lock first: the CI lock is constrained by it.
     order = sorted(VARIANTS.values(), key=lambda variant: variant.name != "full")
-    return [*(lock(variant, upgrade=upgrade) for variant in order), lock_tools()]
+    variant_locks = [lock(variant, upgrade=upgrade) for variant in order]
+    return [*variant_locks, lock_build(upgrade=upgrade), lock_tools()]

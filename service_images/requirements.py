@@ -347,6 +347,23 @@ def staleness_problems(variant: Variant, variants: Mapping[str, Variant]) -> Ite
         )
 
 
+def build_lock_problems(root: Path) -> Iterator[str]:
+    """The sdists' build-backend lock: present, made from requirements-build.txt, hashed."""
+    lock, source = root / locks.BUILD_LOCK.name, root / locks.BUILD_REQUIREMENTS.name
+    if not source.is_file() or not lock.is_file():
+        missing = source if not source.is_file() else lock
+        yield f"{missing.name} is missing: run `invoke lock`."
+        return
+    if locks.recorded_digest(lock) != locks.build_lock_digest(root):
+        yield (
+            f"{lock.name} is stale: it was not made from the current {source.name}; "
+            "run `invoke lock`."
+        )
+    unhashed = [name for name, entry in read_lock(lock, []).items() if not entry.hashes]
+    if unhashed:
+        yield f"{lock.name} pins {', '.join(unhashed)} without a hash: run `invoke lock`."
+
+
 def check(root: Path = ROOT) -> str:
     """Check the requirements and locks under `root`; the summary line, or RequirementsProblem."""
     variants = variants_at(root)
@@ -357,6 +374,7 @@ def check(root: Path = ROOT) -> str:
         problems += forbidden_problems(files)
         problems += staleness_problems(files.variant, variants)
         problems += wheel_problems(files)
+    problems += build_lock_problems(root)
     names = sorted(parsed)
     for index, first in enumerate(names):
         for second in names[index + 1 :]:

@@ -33,6 +33,13 @@ from service_images.variants import ROOT, TIERS, Tier, Variant, normalise
 
 STAGE_DIR = ".build"
 WHEEL_CACHE = f"{STAGE_DIR}/wheels"  # downloaded tool wheels, kept between builds (not in context)
+INSTALL_SCRIPT = ROOT / "scripts" / "install-tier.sh"
+
+
+def install_inputs(variant: Variant) -> list[Path]:
+    """What a variant's install steps take from the build context besides what `stage()` writes
+    under .build/ (from the first): its lock, the install script, the build backends' lock."""
+    return [variant.lock, INSTALL_SCRIPT, locks.BUILD_LOCK]
 
 
 def uv_target(target: Platform) -> str:

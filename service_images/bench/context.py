@@ -18,7 +18,7 @@ from pathlib import Path
 
 from service_images import locks
 from service_images.errors import RequirementsProblem
-from service_images.tiers import entry_blocks
+from service_images.tiers import entry_blocks, install_inputs
 from service_images.variants import ROOT, VARIANTS
 
 BEFORE_DIR = Path("service_images/before")
@@ -27,7 +27,6 @@ BEFORE_CONTEXT = Path("before-context")
 SERVICE = Path("python-ai-service/app")
 SERVICE_FILE = Path("app/main.py")
 """The file the code-only change touches, under each copy's app/."""
-INSTALL_SCRIPT = Path("scripts/install-tier.sh")
 
 
 @dataclass(frozen=True)
@@ -44,13 +43,10 @@ LIGHT_BUMP = Bump("loguru", "0.7.2")
 def copy_context(destination: Path) -> Path:
     """What the builds need, copied so that changes never touch the real tree."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".env*", "*.pem", "*.key")
-    paths = {Path(".dockerignore"), SERVICE, BEFORE_DIR, INSTALL_SCRIPT}
+    paths = {Path(".dockerignore"), SERVICE, BEFORE_DIR}
     for variant in VARIANTS.values():
-        paths |= {
-            variant.dockerfile.relative_to(ROOT),
-            variant.requirements.relative_to(ROOT),
-            variant.lock.relative_to(ROOT),
-        }
+        paths |= {variant.dockerfile.relative_to(ROOT), variant.requirements.relative_to(ROOT)}
+        paths |= {path.relative_to(ROOT) for path in install_inputs(variant)}
     for relative in sorted(paths):
         _copy(ROOT / relative, destination / relative, ignore)
     before = destination / BEFORE_CONTEXT

@@ -26,6 +26,7 @@ import docker
 import docker.errors
 import pytest
 
+from service_images import tiers
 from service_images.build import BuildOptions, build_image
 from service_images.variants import IMAGE_NAME, ROOT, get_variant
 
@@ -66,7 +67,7 @@ def make_context(destination: Path, marker: str, probe: str) -> None:
     variant = get_variant("ci")
     # What the install steps mount besides what they copy; `.build/` is staged by the build.
     needed = [variant.dockerfile.relative_to(ROOT).as_posix(), ".dockerignore"]
-    needed += [variant.lock.relative_to(ROOT).as_posix(), "scripts/install-tier.sh"]
+    needed += [path.relative_to(ROOT).as_posix() for path in tiers.install_inputs(variant)]
     copied = [path for path in copied_sources(variant.dockerfile) if not path.startswith(".build/")]
     for relative in needed + copied:
         source, target = ROOT / relative, destination / relative

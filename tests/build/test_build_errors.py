@@ -9,7 +9,7 @@ import docker
 import pytest
 from commandline import assert_one_line_error, invoke
 
-from service_images import engine
+from service_images import engine, tiers
 from service_images.base_image import image_size_mb
 from service_images.build import BuildOptions, build_image
 from service_images.errors import BuildFailed
@@ -34,8 +34,9 @@ def test_failed_build_names_the_failing_step(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "python-ai-service" / "app", tmp_path / "python-ai-service" / "app")
     shutil.copy(variant.dockerfile, tmp_path)
     shutil.copy(ROOT / ".dockerignore", tmp_path)
-    (tmp_path / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "install-tier.sh", tmp_path / "scripts")
+    for path in tiers.install_inputs(variant):
+        (tmp_path / path.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, tmp_path / path.relative_to(ROOT))
     lock = variant.lock.read_text()
     (tmp_path / variant.lock.name).write_text(lock.replace("--hash=sha256:", "--hash=sha256:0", 1))
     tag = "python-ai-service:test-failed-build"

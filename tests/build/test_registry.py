@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from service_images import contract, engine, registry, sbom
+from service_images import contract, engine, registry, sbom, tiers
 from service_images.build import BuildOptions, build_args, failure_summary, git
 from service_images.buildcache import BuildCache, normalise_space
 from service_images.requirements import locked_versions
@@ -113,7 +113,8 @@ def mark_runs(dockerfile: str, marker: str) -> str:
 
 def make_context(destination: Path, marker: str) -> None:
     """What Dockerfile.ci builds from, with every RUN marked for this run."""
-    for relative in (".dockerignore", "scripts", "python-ai-service/app", VARIANT.lock.name):
+    inputs = [path.relative_to(ROOT).as_posix() for path in tiers.install_inputs(VARIANT)]
+    for relative in (".dockerignore", "python-ai-service/app", *inputs):
         source, target = ROOT / relative, destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():

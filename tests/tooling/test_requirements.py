@@ -27,6 +27,8 @@ FILES = (
     FULL.lock,
     locks.wheels_file(CI),
     locks.wheels_file(FULL),
+    locks.BUILD_REQUIREMENTS,
+    locks.BUILD_LOCK,
 )
 
 
@@ -212,6 +214,7 @@ def test_duplicate_requirement(root: Path) -> None:
         ("requirements-ci.txt", "requirements-ci.lock"),
         # The CI lock is resolved with the full lock as constraints, so it is one of its inputs.
         ("requirements.lock", "requirements-ci.lock"),
+        ("requirements-build.txt", "requirements-build.lock"),
     ],
 )
 def test_lock_stale_against_its_inputs(root: Path, edited: str, stale: str) -> None:
@@ -225,6 +228,19 @@ def test_lock_stale_against_its_inputs(root: Path, edited: str, stale: str) -> N
 def test_missing_lock(root: Path) -> None:
     (root / CI.lock.name).unlink()
     assert "requirements-ci.lock is missing" in problems(root)
+
+
+def test_missing_build_backend_lock(root: Path) -> None:
+    (root / locks.BUILD_LOCK.name).unlink()
+    assert "requirements-build.lock is missing: run `invoke lock`" in problems(root)
+
+
+def test_an_unhashed_build_backend_is_named(root: Path) -> None:
+    lock = root / locks.BUILD_LOCK.name
+    lock.write_text(
+        re.sub(r"(?m)^ +--hash=\S+( \\)?\n", "", lock.read_text()).replace(" \\\n", "\n")
+    )
+    assert "requirements-build.lock pins setuptools without a hash" in problems(root)
 
 
 def test_locks_disagree_on_a_shared_package(root: Path) -> None:
