@@ -8,11 +8,12 @@ exec, stats) goes through the docker SDK. Both honour DOCKER_HOST.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -153,3 +154,35 @@ def ensure_base_image(sdk: docker.DockerClient, image: str) -> None:
             f"base image {image} is neither here nor pullable: run `invoke base-image` to build "
             "an equivalent from Debian packages, or pass --base-image."
         ) from None
+
+
+class ChunkReader(io.RawIOBase):
+    """A file object over an iterator of byte chunks (the SDK's `image.save()`), for tarfile.
+
+    `seen`, if given, gets every chunk first: the contract looks for needles in every byte of
+    the saved image while the same pass reads its layers.
+    """
+
+    def __init__(
+        self, chunks: Iterable[bytes], seen: Callable[[bytes], None] | None = None
+    ) -> None:
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._seen = seen
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                return 0
+            if self._seen is not None:
+                self._seen(chunk)
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size

@@ -6,12 +6,11 @@ from __future__ import annotations
 import io
 import tarfile
 import zlib
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import docker
 
-from service_images import containers
+from service_images import containers, engine
 from service_images.bench.memory import MB
 from service_images.errors import ServiceNotReady, ToolError
 from service_images.variants import PROJECT_LABEL
@@ -47,32 +46,10 @@ def unique_mb(sdk: docker.DockerClient, tag: str) -> float | None:
     return None
 
 
-class _ChunkReader(io.RawIOBase):
-    """A file object over an iterator of byte chunks (docker's image.save())."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
 def compressed_mb(sdk: docker.DockerClient, tag: str) -> float:
     """The image's layers gzipped, as a registry stores them and a node pulls them (MB)."""
     total = 0
-    stream = io.BufferedReader(_ChunkReader(sdk.images.get(tag).save(chunk_size=8 << 20)))
+    stream = io.BufferedReader(engine.ChunkReader(sdk.images.get(tag).save(chunk_size=8 << 20)))
     with tarfile.open(fileobj=stream, mode="r|") as saved:
         for member in saved:
             if not member.isfile() or not member.name.endswith("layer.tar"):

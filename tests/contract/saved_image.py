@@ -13,9 +13,10 @@ import io
 import json
 import re
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from service_images import engine
 from service_images.variants import normalise
 
 PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.+?)-----END CERTIFICATE-----", re.S)
@@ -39,44 +40,31 @@ class SavedImage:
     """The needles that occur anywhere in the saved image (layers, config, history)."""
 
 
-class _Scanned(io.RawIOBase):
-    """A file object over byte chunks that also looks for needles in them (across boundaries)."""
+class NeedleSearch:
+    """Which needles occur in a stream of chunks, also across chunk boundaries."""
 
-    def __init__(self, chunks: Iterable[bytes], needles: set[bytes]) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._pending = b""
+    def __init__(self, needles: set[bytes]) -> None:
         self._needles = needles
         self._overlap = max(map(len, needles), default=1) - 1
         self._tail = b""
         self.found: set[bytes] = set()
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-            window = self._tail + self._pending
-            self.found |= {needle for needle in self._needles if needle in window}
-            self._tail = window[-self._overlap :] if self._overlap else b""
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
+    def __call__(self, chunk: bytes) -> None:
+        window = self._tail + chunk
+        self.found |= {needle for needle in self._needles if needle in window}
+        self._tail = window[-self._overlap :] if self._overlap else b""
 
 
 def scan(chunks: Iterable[bytes], needles: set[bytes], leftover: Iterable[str] = ()) -> SavedImage:
     """Read a `docker save` stream once: each layer's venv distributions, its files at or under
     a `leftover` pattern (shell-style `*`, absolute), and the needles."""
-    stream = _Scanned(chunks, needles)
+    search = NeedleSearch(needles)
     patterns = (re.escape(pattern.lstrip("/")).replace(r"\*", ".*") for pattern in leftover)
     under = re.compile(f"(?:{'|'.join(patterns)})(?:/.*)?")
     layers: dict[str, Layer] = {}
     order: list[str] = []
-    with tarfile.open(fileobj=io.BufferedReader(stream, 8 << 20), mode="r|") as saved:
+    stream = io.BufferedReader(engine.ChunkReader(chunks, search), 8 << 20)
+    with tarfile.open(fileobj=stream, mode="r|") as saved:
         for member in saved:
             blob = saved.extractfile(member) if member.isfile() else None
             if blob is None:
@@ -92,7 +80,7 @@ def scan(chunks: Iterable[bytes], needles: set[bytes], leftover: Iterable[str] =
                             layer.leftovers.append(f"/{name}")
             elif member.name == "manifest.json":
                 order = list(json.loads(blob.read())[0]["Layers"])
-    return SavedImage([layers.get(path, Layer(path)) for path in order], stream.found)
+    return SavedImage([layers.get(path, Layer(path)) for path in order], search.found)
 
 
 def certificates(pem: bytes) -> set[bytes]:
