@@ -3,8 +3,9 @@
 invoke tasks, nox sessions and the `python -m service_images...` entry points all run their work
 inside `user_errors()`: a ToolError becomes one `error: ...` line on stderr and the error's exit
 code (no traceback unless SERVICE_IMAGES_DEBUG=1), so a failure exits the same way whichever tool
-started it. `quiet_logs()` keeps third-party debug logging (the docker SDK, urllib3) out of the
-output, which nox would otherwise show, unless SERVICE_IMAGES_DEBUG=1.
+started it; an error the Docker engine answers (a full disk, say) becomes an EngineError.
+`quiet_logs()` keeps third-party debug logging (the docker SDK, urllib3) out of the output, which
+nox would otherwise show, unless SERVICE_IMAGES_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import os
 import sys
 from collections.abc import Iterator
 
-from service_images.errors import ToolError
+import docker.errors
+
+from service_images.errors import EngineError, ToolError
 
 DEBUG_VARIABLE = "SERVICE_IMAGES_DEBUG"
 NOISY_LOGGERS = ("docker", "urllib3", "httpx", "httpcore", "paramiko", "matplotlib", "PIL")
@@ -29,7 +32,11 @@ def debugging() -> bool:
 def user_errors() -> Iterator[None]:
     """Exit with the error's code and its one line; a traceback only when debugging."""
     try:
-        yield
+        try:
+            yield
+        except docker.errors.APIError as error:
+            reason = error.explanation or str(error)
+            raise EngineError(f"the Docker engine failed a request: {reason}") from error
     except ToolError as error:
         if debugging():
             raise

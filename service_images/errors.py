@@ -134,6 +134,11 @@ class EmulationUnavailable(ToolError):
     meaning = "a foreign platform, and no QEMU emulation registered for it (`scripts/bootstrap.sh`)"
 
 
+class EngineError(ToolError):
+    exit_code = 23
+    meaning = "the Docker engine failed a request (its reason is shown, e.g. no space left)"
+
+
 # The one table: README.md's exit codes are rendered from it, and a test checks that every
 # ToolError the package defines is here with a code of its own.
 EXIT_CODES: tuple[type[ToolError], ...] = (
@@ -159,4 +164,5 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     ImageMissing,
     UnknownPlatform,
     EmulationUnavailable,
+    EngineError,
 )

@@ -8,12 +8,14 @@ import pkgutil
 import shutil
 from pathlib import Path
 
+import docker.errors
 import pytest
 from commandline import assert_one_line_error, invoke, run
 
 import service_images
 from service_images import errors
 from service_images.build import BuildOptions, build_args, failure_summary
+from service_images.cli import user_errors
 from service_images.errors import EXIT_CODES, MissingFile, ToolError
 from service_images.variants import VARIANTS
 
@@ -128,3 +130,12 @@ def test_failure_summary_keeps_the_failing_steps_last_lines() -> None:
 def test_failure_summary_without_buildkit_steps() -> None:
     summary = failure_summary("img:ci", ["", "ERROR: failed to dial the builder", ""], 1)
     assert summary == "build of img:ci failed (exit 1): ERROR: failed to dial the builder"
+
+
+def test_an_engine_error_is_one_line_and_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """What the engine answers (the bench's `docker save` on a full disk, say): no traceback."""
+    reason = "write /var/lib/docker/tmp/layer.tar: no space left on device"
+    with pytest.raises(SystemExit) as exit_, user_errors():
+        raise docker.errors.APIError("500 Server Error", explanation=reason)
+    assert exit_.value.code == errors.EngineError.exit_code == 23
+    assert capsys.readouterr().err == f"error: the Docker engine failed a request: {reason}\n"
