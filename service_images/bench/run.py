@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ def parse_variants(choice: str) -> tuple[str, ...]:
 
 
 ROLES = ("before", "ours")
+CHANGES = ("rebuild", "bump")  # what each role is rebuilt after
 
 
 def bench_tags(variant: Variant) -> dict[str, str]:
@@ -92,6 +94,8 @@ class Run:
     log: IO[str]
     cache: BuildCache
     memory_enabled: bool
+    cache_before: set[str]
+    """The build cache records there were before the run: the rest are the run's."""
     created: dict[str, str] = field(default_factory=dict)
     """Tag -> image id of every image this run built."""
     notes: list[str] = field(default_factory=list)
@@ -148,7 +152,7 @@ class Run:
         self.wait_for_other_builds(step)
         if not self.cache.selective:
             self.cache.prune_all_cache_mounts()
-            self._note_once(
+            self.note_once(
                 "cache mounts: this client has no buildx, so records can't be listed; every "
                 "BuildKit cache mount was pruned (by type) before each cold build."
             )
@@ -156,7 +160,7 @@ class Run:
         ours, unattributed = self.cache.ours(self.context.glob("Dockerfile*"))
         left = self.cache.prune((record.id for record in ours), cache_mounts_only=True)
         step.result = f"{len(ours) - len(left)} of the project's cache mounts pruned"
-        self._note_once(
+        self.note_once(
             "cache mounts: before each cold build the project's BuildKit cache mounts (ids "
             f"`{CACHE_ID_PREFIX}*`) are pruned by record id (`docker buildx prune --filter "
             "id=^(...)$ --filter type=exec.cachemount`); records are recognised by the mount "
@@ -173,7 +177,7 @@ class Run:
                 "them under our ids, the cold build may have reused downloads."
             )
 
-    def _note_once(self, note: str) -> None:
+    def note_once(self, note: str) -> None:
         if note not in self.notes:
             self.notes.append(note)
 
@@ -226,6 +230,14 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
             f"{role} {report.format_value(bump_mb[role], 'MB')}" for role in ROLES
         )
 
+    if not run.options.keep:
+        # `docker save` below stages a whole image on the engine's disk: the full variant's
+        # images, rebuilds and tier stages side by side would not leave room for it.
+        with display.step(f"{label}: free the engine's disk for the reads below") as step:
+            rebuilds = [tags[f"{role}_{change}"] for role in ROLES for change in CHANGES]
+            step.result = f"{remove_images(run, rebuilds)} rebuilt images, " + prune_added_cache(
+                run
+            )
     base_mb = run.sdk.images.get(run.options.base_image).attrs["Size"] / MB
     facts = {role: images.image_facts(run.sdk, tags[role]) for role in ROLES}
     with display.step(f"{label}: compressed size (gzip, as a registry stores it)") as step:
@@ -287,29 +299,40 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
     )
 
 
-def clean_up(run: Run, cache_before: set[str]) -> None:
+def remove_images(run: Run, tags: Iterable[str]) -> int:
+    """Remove these images of this run (if still the ones it built); how many went."""
+    removed = 0
+    for tag in tags:
+        try:
+            if run.sdk.images.get(tag).id == run.created.get(tag):
+                run.sdk.images.remove(tag)
+                removed += 1
+        except docker.errors.ImageNotFound:
+            continue
+        except docker.errors.APIError as error:
+            run.notes.append(f"could not remove {tag}: {error.explanation or error}")
+    return removed
+
+
+def prune_added_cache(run: Run) -> str:
+    """Prune the build cache records this run added; what was done, for the step's result."""
+    if other_builds():
+        run.note_once(
+            "another build was running when the bench pruned its build cache, so it was "
+            "left (its records can't be told from that build's); `invoke clean` removes it."
+        )
+        return "build cache left (another build running)"
+    added = {record.id for record in run.cache.records()} - run.cache_before
+    left = run.cache.prune(added)
+    if left:
+        run.notes.append(f"{len(left)} cache records the bench added could not be pruned.")
+    return f"{len(added) - len(left)} cache records"
+
+
+def clean_up(run: Run) -> None:
     """Remove the images this run built and the build cache it added; nothing else."""
     with run.display.step("remove what the bench created") as step:
-        for tag, image_id in run.created.items():
-            try:
-                if run.sdk.images.get(tag).id == image_id:
-                    run.sdk.images.remove(tag)
-            except docker.errors.ImageNotFound:
-                continue
-            except docker.errors.APIError as error:
-                run.notes.append(f"could not remove {tag}: {error.explanation or error}")
-        if other_builds():
-            run.notes.append(
-                "another build was running at the end, so the build cache the bench added was "
-                "left (its records can't be told from that build's); `invoke clean` removes it."
-            )
-            step.result = f"{len(run.created)} images; build cache left (another build running)"
-            return
-        added = {record.id for record in run.cache.records()} - cache_before
-        left = run.cache.prune(added)
-        step.result = f"{len(run.created)} images, {len(added) - len(left)} cache records"
-        if left:
-            run.notes.append(f"{len(left)} cache records the bench added could not be pruned.")
+        step.result = f"{remove_images(run, run.created)} images, {prune_added_cache(run)}"
 
 
 def write_outputs(result: Report, output: Path, console: Console) -> list[Path]:
@@ -354,8 +377,8 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
         log_path.open("w", encoding="utf-8") as log,
         Display(console) as display,
     ):
-        run = Run(options, sdk, display, Path(tmp), log, cache, memory_enabled)
-        cache_before = {record.id for record in cache.records()}
+        before = {record.id for record in cache.records()}
+        run = Run(options, sdk, display, Path(tmp), log, cache, memory_enabled, before)
         try:
             for variant in variants:
                 results.append(bench_variant(run, variant))
@@ -365,7 +388,7 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
                     f"--keep: left images {', '.join(run.created)} and the build cache."
                 )
             else:
-                clean_up(run, cache_before)
+                clean_up(run)
     if run.saw_other_build:
         run.notes.append(
             "another build ran on this machine during the bench; the bench waited "
