@@ -235,8 +235,11 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         # images, rebuilds and tier stages side by side would not leave room for it.
         with display.step(f"{label}: free the engine's disk for the reads below") as step:
             rebuilds = [tags[f"{role}_{change}"] for role in ROLES for change in CHANGES]
-            step.result = f"{remove_images(run, rebuilds)} rebuilt images, " + prune_added_cache(
-                run
+            removed, pruned = remove_images(run, rebuilds), prune_added_cache(run)
+            step.result = f"{removed} rebuilt images, " + (
+                f"{pruned[0]} cache records ({pruned[1]} back the images read below)"
+                if pruned
+                else "build cache left (another build running)"
             )
     base_mb = run.sdk.images.get(run.options.base_image).attrs["Size"] / MB
     facts = {role: images.image_facts(run.sdk, tags[role]) for role in ROLES}
@@ -314,25 +317,29 @@ def remove_images(run: Run, tags: Iterable[str]) -> int:
     return removed
 
 
-def prune_added_cache(run: Run) -> str:
-    """Prune the build cache records this run added; what was done, for the step's result."""
+def prune_added_cache(run: Run) -> tuple[int, int] | None:
+    """Prune the build cache records this run added: (pruned, left), or None when another build
+    runs (its records can't be told from this run's). Records still backing an image are left."""
     if other_builds():
         run.note_once(
             "another build was running when the bench pruned its build cache, so it was "
             "left (its records can't be told from that build's); `invoke clean` removes it."
         )
-        return "build cache left (another build running)"
+        return None
     added = {record.id for record in run.cache.records()} - run.cache_before
     left = run.cache.prune(added)
-    if left:
-        run.notes.append(f"{len(left)} cache records the bench added could not be pruned.")
-    return f"{len(added) - len(left)} cache records"
+    return len(added) - len(left), len(left)
 
 
 def clean_up(run: Run) -> None:
     """Remove the images this run built and the build cache it added; nothing else."""
     with run.display.step("remove what the bench created") as step:
-        step.result = f"{remove_images(run, run.created)} images, {prune_added_cache(run)}"
+        removed, pruned = remove_images(run, run.created), prune_added_cache(run)
+        step.result = f"{removed} images, " + (
+            f"{pruned[0]} cache records" if pruned else "build cache left (another build running)"
+        )
+        if pruned and pruned[1]:
+            run.notes.append(f"{pruned[1]} cache records the bench added could not be pruned.")
 
 
 def write_outputs(result: Report, output: Path, console: Console) -> list[Path]:
