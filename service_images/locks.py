@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from service_images.errors import MissingFile, RequirementsProblem
@@ -57,8 +57,13 @@ def lock_inputs(variant: Variant, variants: Mapping[str, Variant] = VARIANTS) ->
 
 
 def inputs_digest(variant: Variant, variants: Mapping[str, Variant] = VARIANTS) -> str:
+    return files_digest(lock_inputs(variant, variants))
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """What a lock records of the files it was made from (stale when they change)."""
     digest = hashlib.sha256()
-    for path in lock_inputs(variant, variants):
+    for path in paths:
         if not path.is_file():
             shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
             raise MissingFile(f"{shown} is missing: run `invoke lock`.")
@@ -149,15 +154,11 @@ def lock_tools() -> Path:
     return TOOLS_WHEELS
 
 
-def build_lock_digest(root: Path = ROOT) -> str:
-    return hashlib.sha256((root / BUILD_REQUIREMENTS.name).read_bytes()).hexdigest()
-
-
 def lock_build(*, upgrade: bool = False) -> Path:
     """requirements-build.lock: the sdists' build backends, pinned with hashes."""
     options = ["--custom-compile-command", "invoke lock", *(["--upgrade"] if upgrade else [])]
     text = run_uv(compile_command(BUILD_REQUIREMENTS.name, *options), BUILD_REQUIREMENTS.name)
-    BUILD_LOCK.write_text(f"{DIGEST_PREFIX}{build_lock_digest()}\n{text}")
+    BUILD_LOCK.write_text(f"{DIGEST_PREFIX}{files_digest([BUILD_REQUIREMENTS])}\n{text}")
     return BUILD_LOCK
 
 

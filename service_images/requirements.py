@@ -354,7 +354,7 @@ def build_lock_problems(root: Path) -> Iterator[str]:
         missing = source if not source.is_file() else lock
         yield f"{missing.name} is missing: run `invoke lock`."
         return
-    if locks.recorded_digest(lock) != locks.build_lock_digest(root):
+    if locks.recorded_digest(lock) != locks.files_digest([source]):
         yield (
             f"{lock.name} is stale: it was not made from the current {source.name}; "
             "run `invoke lock`."
