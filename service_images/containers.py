@@ -43,7 +43,15 @@ class Service:
 
     def run(self, *command: str, timeout: int = 240, user: str = "") -> tuple[int, str]:
         """Run a command in the container; coreutils' timeout kills it after `timeout` s."""
-        exit_code, output = self.container.exec_run(["timeout", str(timeout), *command], user=user)
+        try:
+            exit_code, output = self.container.exec_run(
+                ["timeout", str(timeout), *command], user=user
+            )
+        except docker.errors.APIError as error:  # 409: the container is not running (any more)
+            raise ServiceNotReady(
+                f"cannot run {command[0]} in the container: {error.explanation or error}; its "
+                f"last logs:\n{self.logs()}"
+            ) from error
         assert isinstance(output, bytes)  # neither streamed nor demultiplexed
         return -1 if exit_code is None else exit_code, output.decode(errors="replace")
 
