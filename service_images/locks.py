@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from uv import find_uv_bin
 
 from service_images.errors import MissingFile, RequirementsProblem
 from service_images.variants import ROOT, VARIANTS, Variant
@@ -96,11 +97,16 @@ def environment() -> dict[str, str]:
     return env
 
 
+def uv_executable() -> str:
+    """The task suite's own uv (beside this interpreter), also when its bin/ is not on PATH."""
+    try:
+        return str(find_uv_bin())
+    except FileNotFoundError:
+        raise MissingFile("uv is not installed: `pip install -e .` (bootstrap.sh does).") from None
+
+
 def compile_command(source: str, *extra: str) -> list[str]:
-    uv = shutil.which("uv")
-    if uv is None:
-        raise MissingFile("uv is not installed: `pip install uv` (scripts/bootstrap.sh does).")
-    return [uv, "pip", "compile", source, "--generate-hashes", *UNIVERSAL, *extra]
+    return [uv_executable(), "pip", "compile", source, "--generate-hashes", *UNIVERSAL, *extra]
 
 
 def run_uv(command: list[str], what: str) -> str:

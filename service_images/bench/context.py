@@ -73,12 +73,10 @@ def change_service_code(context: Path) -> None:
 
 def locked_block(bump: Bump) -> str:
     """The bumped release's lock entry with its hashes, resolved by uv like `invoke lock`."""
-    uv = shutil.which("uv")
-    if uv is None:
-        raise RequirementsProblem("uv is not installed: `pip install -e .`.")
     command = [
-        uv, "pip", "compile", "-", "--no-deps", "--generate-hashes", "--no-header",
-        "--python-version", locks.PYTHON_VERSION, "--python-platform", locks.PLATFORM,
+        locks.uv_executable(), "pip", "compile", "-", "--no-deps", "--generate-hashes",
+        "--no-header", "--python-version", locks.PYTHON_VERSION,
+        "--python-platform", locks.PLATFORM,
     ]  # fmt: skip
     env = locks.environment()
     result = subprocess.run(

@@ -362,3 +362,11 @@ def test_locked_versions_follow_the_platform() -> None:
     assert "colorama" not in full_amd64
     assert "colorama" in read_lock(FULL.lock, [])
     assert locked_versions(FULL.lock) == locked_versions(FULL.lock, host_platform())
+
+
+def test_uv_is_found_without_the_venv_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.venv/bin/invoke lock` on a machine whose PATH has only the system's directories."""
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    uv = Path(locks.uv_executable())
+    assert uv.is_file(), uv
+    assert uv.parent != Path("/usr/bin"), f"{uv}: not the task suite's own uv"
