@@ -13,76 +13,68 @@ COPY .build/uv-arm64 /uv
 # hadolint ignore=DL3006
 FROM uv-${TARGETARCH} AS uv
 
-# binutils' strip, mounted into the install steps: the image itself carries no toolchain. Not
-# pinned: this stage never ships, and Debian replaces a pinned version in its archive.
+# binutils' strip and readelf for the install steps, by the hashes debian-tools.lock pins (no
+# `apt-get update`). Mounted into those steps: the image itself carries no toolchain.
 FROM ${BASE_IMAGE} AS tools
-# hadolint ignore=DL3008
-RUN apt-get update -qq \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --no-install-recommends binutils >/dev/null \
-    && rm -rf /var/lib/apt/lists/*
+RUN --mount=type=bind,source=debian-tools.lock,target=/tmp/build/debian-tools.lock \
+    --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
+    sh /tmp/build/install-tier.sh tools
+
+FROM ${BASE_IMAGE} AS base
+RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
 
 # Dependencies before source, one layer per tier of the lock (service_images/variants.py, TIERS):
 # bumping a light package rebuilds, pushes and pulls only the last, small layer instead of 9 GB.
-# Each tier is its own stage, so BuildKit installs them side by side (and beside `tools`): into an
-# empty venv, hash-checked, then slimmed with binutils mounted. uv is the task suite's own binary
-# (for another platform, that platform's, from its wheel), checked against the hash its wheel
-# recorded; it, the lock slices, the install script, the build backends' lock
-# (requirements-build.lock) and the CA bundle are mounted for these steps only and never land in a
-# layer. Bytecode is compiled (--compile): the root filesystem may be read-only, and torch and
-# TensorFlow imports are large.
-FROM ${BASE_IMAGE} AS cuda-torch
+# Each tier is one step of its own stage, so BuildKit installs them side by side: into an empty
+# venv, hash-checked, then slimmed. The image is the first tier's stage, and the others are copied
+# onto it in order. uv is the task suite's own binary (for another platform, that platform's, from
+# its wheel), checked against the hash its wheel recorded; it, the lock slices, the install script,
+# the build backends' lock (requirements-build.lock), binutils and the CA bundle are mounted for
+# these steps only and never land in a layer. Only the last tier, the one that changes often,
+# keeps uv's cache between builds. Bytecode is compiled (--compile): the root filesystem may be
+# read-only, and torch and TensorFlow imports are large.
+FROM base AS cuda-torch
 ARG UV_SHA256
-RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
-    --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.lock \
+RUN --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,source=requirements-build.lock,target=/tmp/build/build-constraints.lock \
-    --mount=type=secret,id=ca_bundle \
-    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
-RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
-    sh /tmp/build/install-tier.sh slim --compile
+    --mount=type=secret,id=ca_bundle \
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock --compile
 
-FROM ${BASE_IMAGE} AS tensorflow
+FROM base AS tensorflow
 ARG UV_SHA256
-RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
-    --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
+RUN --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,source=requirements-build.lock,target=/tmp/build/build-constraints.lock \
-    --mount=type=secret,id=ca_bundle \
-    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
-RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
-    sh /tmp/build/install-tier.sh slim --compile
+    --mount=type=secret,id=ca_bundle \
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock --compile
 
-FROM ${BASE_IMAGE} AS numeric
+FROM base AS numeric
 ARG UV_SHA256
-RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
-    --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
+RUN --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,source=requirements-build.lock,target=/tmp/build/build-constraints.lock \
-    --mount=type=secret,id=ca_bundle \
-    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
-RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
-    sh /tmp/build/install-tier.sh slim --compile
+    --mount=type=secret,id=ca_bundle \
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock --compile
 
-FROM ${BASE_IMAGE} AS service
+FROM base AS service
 ARG UV_SHA256
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/service.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,source=requirements-build.lock,target=/tmp/build/build-constraints.lock \
-    --mount=type=secret,id=ca_bundle \
-    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock
-RUN --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
     --mount=type=bind,from=tools,target=/tmp/build/tools \
-    sh /tmp/build/install-tier.sh slim --compile
+    --mount=type=secret,id=ca_bundle \
+    PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock --compile
 
-FROM ${BASE_IMAGE}
+FROM cuda-torch
 LABEL org.opencontainers.image.title="python-ai-service"
 # Caches go to /tmp so the service also runs with a read-only root filesystem. glibc malloc: two
 # arenas, and a fixed mmap threshold, so the large numpy/pandas buffers of a 5000-candle request
@@ -98,9 +90,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     KERAS_HOME=/tmp/.keras \
     TF_CPP_MIN_LOG_LEVEL=2 \
     IMAGE_VARIANT=full
-RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
-# The tiers, in order: one layer each.
-COPY --from=cuda-torch /opt/venv /opt/venv
+# The other tiers, in order: one layer each.
 COPY --from=tensorflow /opt/venv /opt/venv
 COPY --from=numeric /opt/venv /opt/venv
 COPY --from=service /opt/venv /opt/venv

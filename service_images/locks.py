@@ -27,6 +27,7 @@ from pathlib import Path
 
 from uv import find_uv_bin
 
+from service_images import debian_tools
 from service_images.errors import MissingFile, RequirementsProblem
 from service_images.variants import ROOT, VARIANTS, Variant
 
@@ -172,4 +173,4 @@ def lock_all(*, upgrade: bool = False) -> list[Path]:
     # The full lock first: the CI lock is constrained by it.
     order = sorted(VARIANTS.values(), key=lambda variant: variant.name != "full")
     variant_locks = [lock(variant, upgrade=upgrade) for variant in order]
-    return [*variant_locks, lock_build(upgrade=upgrade), lock_tools()]
+    return [*variant_locks, lock_build(upgrade=upgrade), lock_tools(), debian_tools.lock()]

@@ -25,7 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from service_images import locks
+from service_images import debian_tools, locks
 from service_images.cli import user_errors
 from service_images.errors import RequirementsProblem
 from service_images.platforms import PLATFORMS, Platform, host_platform
@@ -375,6 +375,7 @@ def check(root: Path = ROOT) -> str:
         problems += staleness_problems(files.variant, variants)
         problems += wheel_problems(files)
     problems += build_lock_problems(root)
+    problems += debian_tools.lock_problems(root)
     names = sorted(parsed)
     for index, first in enumerate(names):
         for second in names[index + 1 :]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from service_images import locks
+from service_images import debian_tools, locks
 from service_images.errors import BuildFailed, MissingFile, RequirementsProblem
 from service_images.platforms import Platform, host_platform
 from service_images.requirements import LOCK_ENTRY, Locked, read_lock, wheel_name, wheel_tags
@@ -38,8 +38,9 @@ INSTALL_SCRIPT = ROOT / "scripts" / "install-tier.sh"
 
 def install_inputs(variant: Variant) -> list[Path]:
     """What a variant's install steps take from the build context besides what `stage()` writes
-    under .build/ (from the first): its lock, the install script, the build backends' lock."""
-    return [variant.lock, INSTALL_SCRIPT, locks.BUILD_LOCK]
+    under .build/ (from the first): its lock, the install script, the build backends' lock and
+    the binutils packages' (the `tools` stage)."""
+    return [variant.lock, INSTALL_SCRIPT, locks.BUILD_LOCK, debian_tools.LOCK]
 
 
 def uv_target(target: Platform) -> str:
@@ -207,13 +208,19 @@ def stage(variant: Variant, context: Path, target: Platform | None = None) -> di
 
 
 def mounted_tiers(dockerfile: Path) -> list[str]:
-    """The tier slices a Dockerfile's image holds, in layer order: for each `COPY --from=<stage>
-    /opt/venv`, the `.build/<variant>/<tier>.lock` slices that stage installs."""
+    """The tier slices a Dockerfile's image holds, in layer order: those its stage chain installs
+    (the `.build/<variant>/<tier>.lock` slices the stages' steps mount), then, for each `COPY
+    --from=<stage> /opt/venv`, those of that stage's chain."""
     text = dockerfile.read_text(encoding="utf-8")
     slice_mount = re.compile(rf"{re.escape(STAGE_DIR)}/[a-z]+/([a-z-]+)\.lock")
-    installs = {
-        stage[1]: slice_mount.findall(stage[2])
-        for stage in re.finditer(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", text, re.M | re.S)
-    }
-    copied = re.findall(r"^COPY --from=(\S+) /opt/venv ", text, re.M)
-    return [tier for stage in copied for tier in installs.get(stage, [])]
+    stage = re.compile(r"^FROM (\S+)(?: AS (\S+))?\n(.*?)(?=^FROM |\Z)", re.M | re.S)
+    stages = {match[2]: (match[1], match[3]) for match in stage.finditer(text)}
+
+    def installs(name: str | None) -> list[str]:
+        if name not in stages:
+            return []  # the base image, or a stage of no tier
+        parent, body = stages[name]
+        return installs(parent) + slice_mount.findall(body)
+
+    copied = re.findall(r"^COPY --from=(\S+) /opt/venv ", stages[None][1], re.M)
+    return installs(None) + [tier for name in copied for tier in installs(name)]

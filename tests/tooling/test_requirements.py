@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from service_images import locks
+from service_images import debian_tools, locks
 from service_images.errors import RequirementsProblem
 from service_images.platforms import get_platform, host_platform
 from service_images.requirements import check, locked_versions, main, read_lock, read_requirements
@@ -29,6 +29,7 @@ FILES = (
     locks.wheels_file(FULL),
     locks.BUILD_REQUIREMENTS,
     locks.BUILD_LOCK,
+    debian_tools.LOCK,
 )
 
 
@@ -241,6 +242,25 @@ def test_an_unhashed_build_backend_is_named(root: Path) -> None:
         re.sub(r"(?m)^ +--hash=\S+( \\)?\n", "", lock.read_text()).replace(" \\\n", "\n")
     )
     assert "requirements-build.lock pins setuptools without a hash" in problems(root)
+
+
+def test_missing_binutils_lock(root: Path) -> None:
+    (root / debian_tools.LOCK.name).unlink()
+    assert "debian-tools.lock is missing: run `invoke lock`" in problems(root)
+
+
+def test_binutils_lock_without_an_architecture_or_a_hash(root: Path) -> None:
+    lock = root / debian_tools.LOCK.name
+    text = lock.read_text()
+    lock.write_text(
+        re.sub(r"(?m)^arm64 .*\n", "", re.sub(r" [0-9a-f]{64}$", "", text, count=1, flags=re.M))
+    )
+    message = problems(root)
+    assert "debian-tools.lock line 4 is not `arch pool/....deb sha256`" in message
+    assert (
+        "debian-tools.lock pins no binutils-aarch64-linux-gnu, libbinutils, libctf-nobfd0 for arm64"
+        in message
+    )
 
 
 def test_locks_disagree_on_a_shared_package(root: Path) -> None:
