@@ -64,14 +64,14 @@ def scan(chunks: Iterable[bytes], needles: set[bytes], leftover: Iterable[str] =
     layers: dict[str, Layer] = {}
     order: list[str] = []
     stream = io.BufferedReader(engine.ChunkReader(chunks, search), 8 << 20)
-    with tarfile.open(fileobj=stream, mode="r|") as saved:
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20) as saved:
         for member in saved:
             blob = saved.extractfile(member) if member.isfile() else None
             if blob is None:
                 continue
             if member.name.endswith("layer.tar"):
                 layer = layers.setdefault(member.name, Layer(member.name))
-                with tarfile.open(fileobj=blob, mode="r|") as content:
+                with tarfile.open(fileobj=blob, mode="r|", bufsize=1 << 20) as content:
                     for entry in content:
                         name = entry.name.removeprefix("./")
                         if match := VENV_DIST_INFO.match(name):
