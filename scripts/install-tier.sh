@@ -14,7 +14,9 @@ venv=/opt/venv
 
 tools() {
     # The packages debian-tools.lock pins for this architecture, by sha256 and without
-    # `apt-get update` (apt-helper: apt's own downloader, proxy settings and hash check).
+    # `apt-get update` (apt-helper: apt's own downloader, proxy settings and hash check). Any
+    # failure (a file Debian dropped, a hash that differs) falls back to apt-get, which checks
+    # the archive's signatures.
     arch=$(dpkg --print-architecture)
     set --
     while read -r lock_arch path sha256; do

@@ -102,7 +102,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "invoke lock",
-        "resolve both requirement files into hash-pinned locks",
+        "hash-pinned locks from both requirement files; the builds' backends, uv, binutils too",
         smoke="invoke lock --help",
     ),
     Command(
