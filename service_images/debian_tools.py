@@ -1,11 +1,11 @@
-"""binutils for the install steps' slim pass, pinned by hash: `debian-tools.lock`.
+"""binutils for the install steps, pinned by hash: `debian-tools.lock`.
 
 The Dockerfiles' `tools` stage fetches these Debian packages by their sha256 (apt-helper, without
 `apt-get update`: downloading and parsing Debian's index took longer than the CI image's installs)
-and unpacks them; the slim steps mount that stage, so no image carries them. Where a pinned file is
-gone from Debian's archive (a point release replaced it), the stage installs binutils with
-apt-get instead and says so. `invoke lock` writes the lock from the archive's index, for every
-platform the images are built for.
+and unpacks them; the install steps mount that stage to strip what they install, so no image
+carries them. Where a pinned file is gone from Debian's archive (a point release replaced it),
+the stage installs binutils with apt-get instead and says so. `invoke lock` writes the lock from
+the archive's index, for every platform the images are built for.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ LOCK = ROOT / "debian-tools.lock"
 MIRROR = "https://deb.debian.org/debian"
 SUITE = "bookworm"  # the base image's Debian release
 HEADER = f"""\
-# binutils' strip and readelf for the images' slim steps (mounted, never in an image): Debian
+# binutils' strip and readelf for the images' install steps (mounted, never in an image): Debian
 # {SUITE}'s packages for each architecture, fetched by sha256 from the archive's pool.
 # Written by `invoke lock` from the archive's index. Columns: architecture, pool path, sha256.
 """
