@@ -3,8 +3,6 @@ compressed size a registry stores, installed distributions, and start-up to /hea
 
 from __future__ import annotations
 
-import io
-import tarfile
 import zlib
 from dataclasses import dataclass
 
@@ -49,8 +47,7 @@ def unique_mb(sdk: docker.DockerClient, tag: str) -> float | None:
 def compressed_mb(sdk: docker.DockerClient, tag: str) -> float:
     """The image's layers gzipped, as a registry stores them and a node pulls them (MB)."""
     total = 0
-    stream = io.BufferedReader(engine.ChunkReader(sdk.images.get(tag).save(chunk_size=8 << 20)))
-    with tarfile.open(fileobj=stream, mode="r|") as saved:
+    with engine.open_saved(sdk.images.get(tag).save(chunk_size=8 << 20)) as saved:
         for member in saved:
             if not member.isfile() or not member.name.endswith("layer.tar"):
                 continue

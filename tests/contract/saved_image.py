@@ -9,7 +9,6 @@ stores do not hold: a line of each one's signature, unique to it.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import tarfile
@@ -63,8 +62,7 @@ def scan(chunks: Iterable[bytes], needles: set[bytes], leftover: Iterable[str] =
     under = re.compile(f"(?:{'|'.join(patterns)})(?:/.*)?")
     layers: dict[str, Layer] = {}
     order: list[str] = []
-    stream = io.BufferedReader(engine.ChunkReader(chunks, search), 8 << 20)
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20) as saved:
+    with engine.open_saved(chunks, search) as saved:
         for member in saved:
             blob = saved.extractfile(member) if member.isfile() else None
             if blob is None:

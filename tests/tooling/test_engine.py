@@ -1,11 +1,11 @@
-"""engine.ChunkReader: the byte chunks of `docker save` as a file for tarfile, seen on the way."""
+"""engine.ChunkReader and open_saved: `docker save`'s byte chunks as a tar, seen on the way."""
 
 from __future__ import annotations
 
 import io
 import tarfile
 
-from service_images.engine import ChunkReader
+from service_images.engine import ChunkReader, open_saved
 
 
 def tar_of(files: dict[str, bytes]) -> bytes:
@@ -25,8 +25,7 @@ def chunked(data: bytes, size: int) -> list[bytes]:
 def test_tarfile_reads_every_member_through_odd_sized_chunks() -> None:
     files = {"a/layer.tar": bytes(range(256)) * 300, "manifest.json": b"[]"}
     seen: list[bytes] = []
-    stream = io.BufferedReader(ChunkReader(chunked(tar_of(files), 777), seen.append), 4096)
-    with tarfile.open(fileobj=stream, mode="r|") as archive:
+    with open_saved(chunked(tar_of(files), 777), seen.append) as archive:
         read = {}
         for member in archive:
             blob = archive.extractfile(member)
