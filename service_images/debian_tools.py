@@ -15,8 +15,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
 from service_images.errors import MissingFile
 from service_images.platforms import PLATFORMS, Platform
 from service_images.variants import ROOT
@@ -62,6 +60,8 @@ def entries(target: Platform, index: str) -> list[str]:
 
 
 def fetch_index(target: Platform) -> str:
+    import httpx  # here: the requirements check imports this module and never fetches
+
     url = f"{MIRROR}/dists/{SUITE}/main/binary-{target.debian}/Packages.xz"
     try:
         # trust_env: the machine's proxy and CA bundle, as for pip and uv.
