@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, field_validator
 from starlette.types import Message
 
+from app.api.routing import ValidatedJSONRoute
 from app.core.middleware import BodySizeLimitMiddleware
 from app.main import create_app
 from app.ml.indicators import MIN_CANDLES
@@ -49,6 +53,36 @@ def test_a_few_errors_are_all_shown(client: TestClient) -> None:
     assert body["error_count"] == len(body["detail"]) >= 1
     assert body["detail"][0]["loc"][:4] == ["body", "candles", 3, "open"]
     assert body["detail"][0]["input"] == -1
+
+
+class Recorded(BaseModel):
+    """A body that notes the thread each validation of it runs in."""
+
+    threads: ClassVar[list[int]] = []
+    items: list[int]
+
+    @field_validator("items")
+    @classmethod
+    def _note_thread(cls, items: list[int]) -> list[int]:
+        cls.threads.append(threading.get_ident())
+        return items
+
+
+def test_a_valid_body_is_validated_once_and_off_the_event_loop(client: TestClient) -> None:
+    """FastAPI would validate it on the event loop (after our checks had, once already)."""
+    served_in = []
+    router = APIRouter(route_class=ValidatedJSONRoute)
+
+    @router.post("/recorded")
+    async def recorded(body: Recorded) -> int:
+        served_in.append(threading.get_ident())
+        return len(body.items)
+
+    client.app.include_router(router)  # type: ignore[attr-defined]
+    Recorded.threads.clear()
+    assert client.post("/recorded", json={"items": [1, 2, 3]}).json() == 3
+    assert len(Recorded.threads) == 1, Recorded.threads
+    assert Recorded.threads != served_in  # the endpoint runs on the event loop's thread
 
 
 BAD_STRINGS = [r'"\ud800"', r'"\udfff x"', r'"\u0000"', r'"\u001b[31m"', r'"a\ud83d"']

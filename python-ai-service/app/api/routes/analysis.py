@@ -3,14 +3,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from app.api.deps import CommentatorDep, CPUDep, RecorderDep, SignalModelDep, checked_body
-from app.api.routing import ThreadedJSONRoute
+from app.api.routing import ValidatedJSONRoute
 from app.ml.signal_model import SignalModel
 from app.schemas import AnalysisRequest, AnalysisResponse, Candle, IndicatorSnapshot, SignalResponse
 from app.services.commentary import CommentaryFailedError
 from app.services.history import make_entry
 from app.services.market import indicator_frame, signal_response, snapshot
 
-router = APIRouter(prefix="/analysis", tags=["analysis"], route_class=ThreadedJSONRoute)
+router = APIRouter(prefix="/analysis", tags=["analysis"], route_class=ValidatedJSONRoute)
 
 
 def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot, SignalResponse]:

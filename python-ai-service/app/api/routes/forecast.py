@@ -5,12 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from app.api.deps import CPUDep, RecorderDep, SettingsDep, checked_body
-from app.api.routing import ThreadedJSONRoute
+from app.api.routing import ValidatedJSONRoute
 from app.ml.forecast import Backend, BackendUnavailableError, run_forecast
 from app.schemas import ForecastRequest, ForecastResponse
 from app.services.history import make_entry
 
-router = APIRouter(prefix="/forecast", tags=["forecast"], route_class=ThreadedJSONRoute)
+router = APIRouter(prefix="/forecast", tags=["forecast"], route_class=ValidatedJSONRoute)
 
 
 @router.post(

@@ -3,12 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, status
 
 from app.api.deps import CPUDep, RecorderDep, checked_body
-from app.api.routing import ThreadedJSONRoute
+from app.api.routing import ValidatedJSONRoute
 from app.schemas import CandlesRequest, IndicatorsResponse
 from app.services.history import make_entry
 from app.services.market import indicators_response
 
-router = APIRouter(prefix="/indicators", tags=["indicators"], route_class=ThreadedJSONRoute)
+router = APIRouter(prefix="/indicators", tags=["indicators"], route_class=ValidatedJSONRoute)
 
 
 @router.post(

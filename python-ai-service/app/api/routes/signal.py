@@ -3,13 +3,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, status
 
 from app.api.deps import CPUDep, RecorderDep, SignalModelDep, checked_body
-from app.api.routing import ThreadedJSONRoute
+from app.api.routing import ValidatedJSONRoute
 from app.ml.signal_model import SignalModel
 from app.schemas import Candle, CandlesRequest, SignalResponse
 from app.services.history import make_entry
 from app.services.market import indicator_frame, signal_response
 
-router = APIRouter(prefix="/signal", tags=["signal"], route_class=ThreadedJSONRoute)
+router = APIRouter(prefix="/signal", tags=["signal"], route_class=ValidatedJSONRoute)
 
 
 def _signal(model: SignalModel, candles: list[Candle]) -> SignalResponse:
