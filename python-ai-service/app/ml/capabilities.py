@@ -2,6 +2,8 @@
 
 Importing torch or tensorflow takes seconds and hundreds of MB; ``find_spec`` only locates the
 package and ``importlib.metadata`` reads its installed version from the distribution metadata.
+Both search the file system (in the full image, a directory of hundreds of distributions), so
+each answer is kept: what is installed does not change while the service runs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
+from functools import cache
 
 # Distribution name -> import name. The forecast backends' names are the same in both roles.
 ML_LIBRARIES = {"torch": "torch", "tensorflow": "tensorflow", "scikit-learn": "sklearn"}
@@ -20,6 +23,7 @@ class LibraryStatus:
     version: str | None
 
 
+@cache
 def library_status(distribution: str, module: str) -> LibraryStatus:
     """Whether ``module`` is importable and the installed version of ``distribution``."""
     if importlib.util.find_spec(module) is None:
