@@ -26,6 +26,7 @@ from app.api.routes import health
 from app.core.config import Settings
 from app.core.config import settings as env_settings
 from app.core.logging import configure_logging
+from app.core.memory import exempt_from_gc
 from app.core.middleware import BodySizeLimitMiddleware
 from app.core.ratelimit import make_limiter
 from app.ml.signal_model import get_signal_model
@@ -55,6 +56,7 @@ def _warm_up(seed: int) -> None:
         get_signal_model(seed)
     except Exception:  # best effort: the first /signal trains it again and reports the error
         logger.opt(exception=True).error("signal model warm-up failed")
+    exempt_from_gc()  # pandas, scikit-learn and the model are here to stay
 
 
 def create_app(

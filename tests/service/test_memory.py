@@ -1,19 +1,23 @@
-"""Issue 12: the heap's free memory goes back to the system when the CPU-bound work is done."""
+"""Issue 12: free heap memory goes back to the system; long-lived objects are exempt from GC."""
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 
 import anyio
 import pytest
 
 from app.api import deps
 from app.api.deps import CPUWork
+
+from .conftest import ClientFactory
 
 
 def test_the_last_job_of_a_busy_spell_releases_the_free_heap(
@@ -71,3 +75,20 @@ def test_release_free_heap_returns_freed_memory_to_the_system() -> None:
     ).stdout
     before, after = map(float, output.split())
     assert after < before - 50, f"RSS {before:.0f} MiB before malloc_trim, {after:.0f} after"
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """No object exempt from the garbage collector, before and after."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("unfrozen")
+def test_the_warm_up_exempts_what_it_loaded_from_gc(client_factory: ClientFactory) -> None:
+    client_factory()  # the lifespan starts the warm-up thread
+    for thread in threading.enumerate():
+        if thread.name == "signal-model-warm-up":
+            thread.join(120)
+    assert gc.get_freeze_count() > 0
