@@ -77,6 +77,7 @@ def create_app(
             store, queue_size=cfg.HISTORY_QUEUE_SIZE, flush_timeout_s=cfg.HISTORY_FLUSH_TIMEOUT_S
         ),
         cpu=CapacityLimiter(cfg.CPU_WORKERS),
+        parsed_bodies=CapacityLimiter(cfg.CPU_WORKERS),
         openai_http_client=openai_http_client,
     )
 

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import anyio
+import httpx
 import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
@@ -83,6 +85,44 @@ def test_a_valid_body_is_validated_once_and_off_the_event_loop(client: TestClien
     assert client.post("/recorded", json={"items": [1, 2, 3]}).json() == 3
     assert len(Recorded.threads) == 1, Recorded.threads
     assert Recorded.threads != served_in  # the endpoint runs on the event loop's thread
+
+
+def test_only_cpu_workers_requests_hold_a_parsed_body() -> None:
+    """The third of three concurrent requests stays unparsed until one of two others is done."""
+    app = create_app(make_settings(CPU_WORKERS=2))
+    router = APIRouter(route_class=ValidatedJSONRoute)
+    entered, release = [], anyio.Event()
+
+    @router.post("/held")
+    async def held(body: Recorded) -> int:
+        entered.append(body)
+        await release.wait()
+        return len(body.items)
+
+    app.include_router(router)
+    Recorded.threads.clear()
+
+    async def three_requests() -> list[int]:
+        codes: list[int] = []
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url="http://service")
+
+        async def post() -> None:
+            codes.append((await client.post("/held", json={"items": [1]})).status_code)
+
+        async with client, anyio.create_task_group() as requests:
+            for _ in range(3):
+                requests.start_soon(post)
+            with anyio.fail_after(10):
+                while len(entered) < 2:
+                    await anyio.sleep(0.01)
+            await anyio.sleep(0.2)  # time enough to parse the third, were it allowed
+            assert len(Recorded.threads) == 2, "a third body was parsed"
+            release.set()
+        return codes
+
+    assert anyio.run(three_requests) == [200, 200, 200]
+    assert len(Recorded.threads) == 3
 
 
 BAD_STRINGS = [r'"\ud800"', r'"\udfff x"', r'"\u0000"', r'"\u001b[31m"', r'"a\ud83d"']

@@ -34,6 +34,8 @@ class ServiceState:
     recorder: HistoryRecorder
     # Shared by every CPU-bound computation: at most CPU_WORKERS run at once, the rest wait.
     cpu: CapacityLimiter
+    # Requests past body parsing, until their response is ready (ValidatedJSONRoute).
+    parsed_bodies: CapacityLimiter
     # Only tests pass a client, to route OpenAI calls through a fake transport.
     openai_http_client: httpx.AsyncClient | None = None
     commentator: Commentator | None = None

@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     MAX_CANDLES: int = Field(default=5000, ge=MIN_CANDLES)
     # A 422 lists this many errors in full; the rest are only counted (per field).
     VALIDATION_ERRORS_SHOWN: int = Field(default=20, ge=1, le=1000)
-    # CPU-bound requests (indicators, signal, forecast) computed at once; the rest queue. Each
-    # holds a few MB of frames while it runs, so this bounds memory as well as CPU.
+    # CPU-bound requests (indicators, signal, forecast) parsed and computed at once; the rest
+    # queue with their raw bodies. Each holds a few MB of objects from its parsed body until its
+    # response is ready, so this bounds memory as well as CPU.
     CPU_WORKERS: int = Field(default=2, ge=1, le=64)
 
     SIGNAL_SEED: int = 42
