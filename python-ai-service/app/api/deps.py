@@ -81,7 +81,7 @@ class CPUWork:
     """Runs CPU-bound functions in the thread pool, at most ``CPU_WORKERS`` at a time.
 
     The last one of a busy spell then hands the heap's free memory back to the system, in its
-    worker thread: a burst would otherwise leave the service tens of MiB bigger for good.
+    worker thread (``release_free_heap``): a burst would otherwise leave it with glibc for good.
     """
 
     def __init__(self, limiter: CapacityLimiter) -> None:

@@ -1,13 +1,11 @@
-"""Memory the service no longer needs to hold, or to look at.
+"""Memory after a burst: heap the service no longer uses, objects it need not keep scanning.
 
-Freed heap memory, handed back to the system:
-
-glibc keeps what a process frees in its heap for the next allocation: after a burst of
-5000-candle requests, 15-20 MiB of the service's heap was free memory it kept.
+``release_free_heap``: glibc keeps what a process frees in its heap for the next allocation;
+after a burst of 5000-candle requests, 15-20 MiB of the service's heap was free memory it kept.
 ``malloc_trim(0)`` returns the heap's free pages (a few milliseconds). Elsewhere (musl, macOS)
 there is no such call and this does nothing.
 
-Long-lived objects, exempted from the garbage collector: see ``exempt_from_gc``.
+``exempt_from_gc``: the libraries' own objects, out of the garbage collector's full passes.
 """
 
 from __future__ import annotations
