@@ -6,10 +6,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.main import create_app
 from app.ml.indicators import MIN_CANDLES
 
 from .conftest import ClientFactory
@@ -101,3 +103,40 @@ def test_question_length_is_validated(client_factory: ClientFactory) -> None:
     response = client.post(URL, json=payload)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "question"]
+
+
+def test_analyses_waiting_for_the_model_leave_room_for_other_requests() -> None:
+    """Each analysis gives its parsed-body place up once its CPU work is done (CPU_WORKERS=2):
+    two waiting on a slow model answer do not hold up an indicators request."""
+    answer = anyio.Event()
+    asked: list[httpx.Request] = []
+
+    async def slow_model(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        await answer.wait()
+        return httpx.Response(200, json=completion("Momentum is fading."))
+
+    settings = make_settings(OPENAI_API_KEY="sk-test", OPENAI_MODEL="gpt-test", CPU_WORKERS=2)
+    openai = httpx.AsyncClient(transport=httpx.MockTransport(slow_model))
+    app = create_app(settings, openai_http_client=openai)
+    body = {"candles": make_candles(MIN_CANDLES)}
+    codes: list[int] = []
+
+    async def analysis(client: httpx.AsyncClient) -> None:
+        codes.append((await client.post(URL, json=body)).status_code)
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url="http://service", timeout=60)
+        async with client, anyio.create_task_group() as analyses:
+            analyses.start_soon(analysis, client)
+            analyses.start_soon(analysis, client)
+            with anyio.fail_after(60):
+                while len(asked) < 2:
+                    await anyio.sleep(0.01)
+                indicators = await client.post("/api/v1/indicators", json=body)
+            assert indicators.status_code == 200, indicators.text
+            answer.set()
+
+    anyio.run(main)
+    assert codes == [200, 200]

@@ -11,7 +11,8 @@ as it is. A body that does not validate is parsed with ``json.loads`` instead, f
 A parsed body lives until its request's work is done (5000 candles: some 2.5 MB of small
 objects), so only ``CPU_WORKERS`` requests at a time get that far; the others wait with their
 raw bytes, which BodySizeLimitMiddleware has already read. Twenty parsed bodies waiting for a
-worker had left the service's small-object heap tens of MiB bigger after a burst.
+worker had left the service's small-object heap tens of MiB bigger after a burst. An endpoint
+whose remaining work is waiting on I/O gives its place up early (``release_body_slot``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -36,6 +37,33 @@ def parse_body(model: type[BaseModel] | None, body: bytes) -> Any:
         except ValidationError:
             pass
     return json.loads(body)
+
+
+class BodySlot:
+    """A request's place among those with a parsed body: given back once, at the end or early."""
+
+    def __init__(self, limiter: CapacityLimiter) -> None:
+        self._limiter = limiter
+        self._held = False
+
+    async def __aenter__(self) -> BodySlot:
+        await self._limiter.acquire_on_behalf_of(self)
+        self._held = True
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._limiter.release_on_behalf_of(self)
+
+
+def release_body_slot(request: Request) -> None:
+    """For an endpoint whose CPU work is done and whose remaining work is waiting on I/O (an
+    OpenAI answer): another request may parse its body meanwhile."""
+    request.state.body_slot.release()
 
 
 class ValidatedJSONRequest(Request):
@@ -57,7 +85,8 @@ class ValidatedJSONRoute(APIRoute):
         async def validate_off_loop(request: Request) -> Response:
             validating = ValidatedJSONRequest(request.scope, request.receive)
             validating.model = model
-            async with get_state(request).parsed_bodies:
+            async with BodySlot(get_state(request).parsed_bodies) as slot:
+                validating.state.body_slot = slot
                 return await handler(validating)
 
         return validate_off_loop

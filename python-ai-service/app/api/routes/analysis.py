@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from app.api.deps import CommentatorDep, CPUDep, RecorderDep, SignalModelDep, checked_body
-from app.api.routing import ValidatedJSONRoute
+from app.api.routing import ValidatedJSONRoute, release_body_slot
 from app.ml.signal_model import SignalModel
 from app.schemas import AnalysisRequest, AnalysisResponse, Candle, IndicatorSnapshot, SignalResponse
 from app.services.commentary import CommentaryFailedError
@@ -28,6 +28,7 @@ def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot
     },
 )
 async def analysis(
+    request: Request,
     body: AnalysisRequest,
     commentator: CommentatorDep,
     model: SignalModelDep,
@@ -36,6 +37,7 @@ async def analysis(
 ) -> AnalysisResponse:
     """Indicators and signal at the last candle, with commentary from an OpenAI model."""
     latest, signal = await cpu.run(_facts, model, body.candles)
+    release_body_slot(request)  # what is left is waiting for the model's answer
     try:
         commentary, used_model = await commentator.comment(latest, signal, body.question)
     except CommentaryFailedError as exc:
