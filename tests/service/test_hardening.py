@@ -19,6 +19,7 @@ from starlette.types import Message
 from app.api.routing import ValidatedJSONRoute
 from app.core.middleware import BodySizeLimitMiddleware
 from app.main import create_app
+from app.ml import signal_model
 from app.ml.indicators import MIN_CANDLES
 
 from .conftest import ClientFactory
@@ -123,6 +124,45 @@ def test_only_cpu_workers_requests_hold_a_parsed_body() -> None:
 
     assert anyio.run(three_requests) == [200, 200, 200]
     assert len(Recorded.threads) == 3
+
+
+def test_requests_waiting_for_the_model_leave_room_for_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two /signal requests waiting for the model's first training (held back here) do not hold
+    up an /indicators request (CPU_WORKERS=2): they wait without their parsed-body places."""
+    trained = threading.Event()
+    train = signal_model.train_signal_model
+
+    def held_training(seed: int) -> signal_model.SignalModel:
+        trained.wait(60)
+        return train(seed)
+
+    monkeypatch.setattr(signal_model, "_models", {})
+    monkeypatch.setattr(signal_model, "train_signal_model", held_training)
+    app = create_app(make_settings(CPU_WORKERS=2))
+    body = {"candles": make_candles(MIN_CANDLES)}
+    codes: list[int] = []
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url="http://service", timeout=60)
+
+        async def signal() -> None:
+            codes.append((await client.post("/api/v1/signal", json=body)).status_code)
+
+        async with client, anyio.create_task_group() as signals:
+            signals.start_soon(signal)
+            signals.start_soon(signal)
+            await anyio.sleep(0.2)
+            with anyio.fail_after(20):
+                indicators = await client.post("/api/v1/indicators", json=body)
+            assert indicators.status_code == 200, indicators.text
+            assert codes == [], "the signals did not wait for the model"
+            trained.set()
+
+    anyio.run(main)
+    assert codes == [200, 200]
 
 
 BAD_STRINGS = [r'"\ud800"', r'"\udfff x"', r'"\u0000"', r'"\u001b[31m"', r'"a\ud83d"']

@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from app.api.errors import BoundedValidationError, summarize_errors
 from app.core.config import Settings
 from app.core.memory import release_free_heap
-from app.ml.signal_model import SignalModel, get_signal_model
+from app.ml.signal_model import SignalModel, get_signal_model, trained_signal_model
 from app.services.commentary import CommentaryUnavailableError, Commentator, build_commentator
 from app.services.history import HistoryRecorder, HistoryStore
 
@@ -107,9 +107,17 @@ def get_cpu(state: StateDep) -> CPUWork:
 CPUDep = Annotated[CPUWork, Depends(get_cpu)]
 
 
-def get_model(settings: SettingsDep) -> SignalModel:
-    # A plain def: FastAPI runs it in the thread pool, so first-use training never blocks the loop.
-    return get_signal_model(settings.SIGNAL_SEED)
+async def get_model(request: Request, settings: SettingsDep) -> SignalModel:
+    """The signal model. Until the start-up warm-up has trained it, a request waits for it in
+    the thread pool, without its parsed-body place (ValidatedJSONRoute): other requests go on."""
+    seed = settings.SIGNAL_SEED
+    if (model := trained_signal_model(seed)) is not None:
+        return model
+    slot = getattr(request.state, "body_slot", None)
+    if slot is None:
+        return await to_thread.run_sync(get_signal_model, seed)
+    async with slot.paused():
+        return await to_thread.run_sync(get_signal_model, seed)
 
 
 SignalModelDep = Annotated[SignalModel, Depends(get_model)]

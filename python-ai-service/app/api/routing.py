@@ -12,13 +12,15 @@ A parsed body lives until its request's work is done (5000 candles: some 2.5 MB 
 objects), so only ``CPU_WORKERS`` requests at a time get that far; the others wait with their
 raw bytes, which BodySizeLimitMiddleware has already read. Twenty parsed bodies waiting for a
 worker had left the service's small-object heap tens of MiB bigger after a burst. An endpoint
-whose remaining work is waiting on I/O gives its place up early (``release_body_slot``).
+whose remaining work is waiting on I/O gives its place up early (``release_body_slot``), and a
+dependency that waits on something else gives it up meanwhile (``BodySlot.paused``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
@@ -58,6 +60,19 @@ class BodySlot:
         if self._held:
             self._held = False
             self._limiter.release_on_behalf_of(self)
+
+    @asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Given back for the block (a wait on something else), taken again after it."""
+        if not self._held:
+            yield
+            return
+        self.release()
+        try:
+            yield
+        finally:
+            await self._limiter.acquire_on_behalf_of(self)
+            self._held = True
 
 
 def release_body_slot(request: Request) -> None:

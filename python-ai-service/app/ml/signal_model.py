@@ -143,6 +143,11 @@ _models: dict[int, SignalModel] = {}
 _models_lock = threading.Lock()
 
 
+def trained_signal_model(seed: int) -> SignalModel | None:
+    """The model for ``seed`` if it is trained already (never waits)."""
+    return _models.get(seed)
+
+
 def get_signal_model(seed: int) -> SignalModel:
     """The model for ``seed``, trained on first use and then shared by the whole process.
 
