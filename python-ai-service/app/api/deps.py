@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast, get_args
@@ -47,6 +48,46 @@ class ServiceState:
         await self.history.close()
         if self.commentator is not None:
             await self.commentator.aclose()
+
+
+class BodySlot:
+    """A request's place among those with a parsed body: given back once, at the end or early."""
+
+    def __init__(self, limiter: CapacityLimiter) -> None:
+        self._limiter = limiter
+        self._held = False
+
+    async def __aenter__(self) -> BodySlot:
+        await self._limiter.acquire_on_behalf_of(self)
+        self._held = True
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._limiter.release_on_behalf_of(self)
+
+    @asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Given back for the block (a wait on something else), taken again after it."""
+        if not self._held:
+            yield
+            return
+        self.release()
+        try:
+            yield
+        finally:
+            await self._limiter.acquire_on_behalf_of(self)
+            self._held = True
+
+
+def body_slot(request: Request) -> BodySlot | None:
+    """The request's parsed-body place, on ValidatedJSONRoute's routes."""
+    slot: BodySlot | None = getattr(request.state, "body_slot", None)
+    return slot
 
 
 def get_state(request: Request) -> ServiceState:
@@ -113,7 +154,7 @@ async def get_model(request: Request, settings: SettingsDep) -> SignalModel:
     seed = settings.SIGNAL_SEED
     if (model := trained_signal_model(seed)) is not None:
         return model
-    slot = getattr(request.state, "body_slot", None)
+    slot = body_slot(request)
     if slot is None:
         return await to_thread.run_sync(get_signal_model, seed)
     async with slot.paused():

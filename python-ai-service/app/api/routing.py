@@ -19,16 +19,15 @@ dependency that waits on something else gives it up meanwhile (``BodySlot.paused
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from anyio import CapacityLimiter, to_thread
+from anyio import to_thread
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from app.api.deps import get_state
+from app.api.deps import BodySlot, body_slot, get_state
 
 
 def parse_body(model: type[BaseModel] | None, body: bytes) -> Any:
@@ -41,44 +40,11 @@ def parse_body(model: type[BaseModel] | None, body: bytes) -> Any:
     return json.loads(body)
 
 
-class BodySlot:
-    """A request's place among those with a parsed body: given back once, at the end or early."""
-
-    def __init__(self, limiter: CapacityLimiter) -> None:
-        self._limiter = limiter
-        self._held = False
-
-    async def __aenter__(self) -> BodySlot:
-        await self._limiter.acquire_on_behalf_of(self)
-        self._held = True
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.release()
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._limiter.release_on_behalf_of(self)
-
-    @asynccontextmanager
-    async def paused(self) -> AsyncIterator[None]:
-        """Given back for the block (a wait on something else), taken again after it."""
-        if not self._held:
-            yield
-            return
-        self.release()
-        try:
-            yield
-        finally:
-            await self._limiter.acquire_on_behalf_of(self)
-            self._held = True
-
-
 def release_body_slot(request: Request) -> None:
     """For an endpoint whose CPU work is done and whose remaining work is waiting on I/O (an
     OpenAI answer): another request may parse its body meanwhile."""
-    request.state.body_slot.release()
+    if (slot := body_slot(request)) is not None:
+        slot.release()
 
 
 class ValidatedJSONRequest(Request):
