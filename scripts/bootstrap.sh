@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Set up a Debian/Ubuntu machine (as root) to build and test the images:
-#   - a running Docker engine (Debian's docker.io, started by hand where there is no init system),
-#   - BuildKit for the docker client on PATH (the buildx plugin),
+#   - a Docker engine, 26 or newer, on the containerd image store (Docker 29's default): an engine
+#     that already answers (DOCKER_HOST, Docker Desktop, a CI runner's) is used as it is; else
+#     the distribution's docker.io (Debian 13, Ubuntu 24.04), or on Debian 12, whose own is 20.10,
+#     Debian 13's engine packages pinned by debian-host.lock (with Debian 12's glibc and runc),
+#     started by hand where there is no init system,
+#   - BuildKit for the docker client on PATH (the buildx plugin), and cosign (Sigstore's CLI),
 #   - the task suite (this repository's pyproject.toml) in the project's virtual environment .venv,
 #     made with the machine's python3 (Debian's own is fine: nothing is installed into it),
 #   - the base image: python:3.11-slim, pulled, or where no registry answers built from Debian
@@ -40,15 +44,66 @@ apt_install() {
 }
 
 engine_up() { timeout 10 docker info >/dev/null 2>&1; }
+major() { v=${1:-0}; v=${v%%.*}; [ -n "$v" ] && [ "$v" -eq "$v" ] 2>/dev/null && echo "$v" || echo 0; }
+MIN_ENGINE=26
+# shellcheck disable=SC1091 # the host's own
+os=$(. /etc/os-release && echo "${ID:-}-${VERSION_CODENAME:-}")
+
+# The machine's own Debian mirror, as apt's sources name it (deb.debian.org where none is found).
+debian_mirror() {
+    # shellcheck disable=SC2016 # $(REPO_URI) is apt's placeholder, not the shell's
+    apt-get indextargets --format '$(REPO_URI)' 'Origin: Debian' 2>/dev/null | grep -v security \
+        | head -n1 | grep . || echo http://deb.debian.org/debian/
+}
+
+# Debian 13's packages named by debian-host.lock for this architecture, fetched by sha256 with
+# apt-helper (apt's downloader: the machine's proxy settings apply), then installed with apt-get,
+# which takes what they depend on (runc, iptables, ...) from the host's own release.
+install_pinned() {
+    arch=$(dpkg --print-architecture) mirror=$(debian_mirror) debs=$(mktemp -d)
+    chmod 755 "$debs"  # apt reads local packages as its own unprivileged user
+    set --
+    while read -r lock_arch path sha256; do
+        case $lock_arch in "#"*|"") continue ;; esac
+        if [ "$lock_arch" = "$arch" ] && want "${path##*/}"; then
+            set -- "$@" "${mirror%/}/$path" "$debs/${path##*/}" "SHA256:$sha256"
+        fi
+    done <"$here/debian-host.lock"
+    [ $# -gt 0 ] || die "debian-host.lock pins nothing for $arch."
+    /usr/lib/apt/apt-helper -qq download-file "$@" >/dev/null \
+        || die "could not fetch debian-host.lock's packages from $mirror (gone from the archive? run \`invoke lock\`)."
+    apt_install "$debs"/*.deb
+    rm -rf "$debs"
+}
+want() { for name in $wanted; do case $1 in "${name}_"*) return 0 ;; esac; done; return 1; }
 
 # 1. Engine.
 if engine_up; then
-    say "docker engine: already running"
+    version=$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown)
+    say "docker engine: $version already answers; used as it is"
+    [ "$(major "$version")" -ge "$MIN_ENGINE" ] \
+        || say "warning: engine $version is older than Docker $MIN_ENGINE: \`invoke doctor\` says what it cannot do"
 else
-    if ! command -v dockerd >/dev/null; then
+    installed=$(dockerd --version 2>/dev/null | sed -n 's/^Docker version \([0-9.]*\).*/\1/p')
+    if [ "$(major "$installed")" -lt "$MIN_ENGINE" ]; then
         need_root "Installing the Docker engine"
-        say "installing docker.io (Debian's Docker engine)"
-        apt_install docker.io
+        # The containerd image store, as Docker 29 has by default; a configuration of the
+        # machine's own is left as it is.
+        if [ ! -e /etc/docker/daemon.json ]; then
+            mkdir -p /etc/docker
+            echo '{"features": {"containerd-snapshotter": true}}' >/etc/docker/daemon.json
+        fi
+        if [ "$os" = debian-bookworm ]; then
+            say "installing Debian 13's Docker engine, pinned by debian-host.lock (Debian 12's is ${installed:-absent, and 20.10})"
+            wanted="docker.io containerd docker-cli docker-buildx" install_pinned
+        else
+            candidate=$(apt-cache policy docker.io 2>/dev/null | sed -n 's/^ *Candidate: \([0-9.]*\).*/\1/p')
+            [ "$(major "$candidate")" -ge "$MIN_ENGINE" ] \
+                || die "this distribution's docker.io is ${candidate:-not packaged} (Docker $MIN_ENGINE or newer is needed): install Docker Engine from docker.com, then run this again."
+            say "installing docker.io $candidate (the distribution's Docker engine)"
+            apt_install docker.io
+            if apt-cache show docker-cli >/dev/null 2>&1; then apt_install docker-cli; fi
+        fi
     fi
     if [ -z "${DOCKER_HOST:-}" ] && ! pgrep -x dockerd >/dev/null; then
         say "starting dockerd (log: $log)"
@@ -57,39 +112,32 @@ else
     fi
     for _ in $(seq 60); do engine_up && break; sleep 1; done
     engine_up || die "the Docker engine did not answer within 60 s; see $log."
-    say "docker engine: running"
+    say "docker engine: $(docker version --format '{{.Server.Version}}') running"
 fi
 
-# 2. BuildKit: the buildx plugin for the client on PATH (28.x clients build with BuildKit only through it).
-if docker buildx version >/dev/null 2>&1; then
-    say "buildx: $(docker buildx version | head -n1)"
-else
-    need_root "Installing the buildx plugin"
-    say "installing the buildx plugin"
-    apt_updated=; apt-get update -qq; apt_updated=1
-    if apt-cache show docker-buildx >/dev/null 2>&1; then
-        apt_install docker-buildx          # Ubuntu, Debian 13+
+# 2. BuildKit: the buildx plugin for the client on PATH (clients from 23 on build with BuildKit only
+#    through it), and cosign. Debian 12 has neither: Debian 13's, pinned like the engine.
+missing=
+docker buildx version >/dev/null 2>&1 || missing="docker-buildx"
+command -v cosign >/dev/null || missing="$missing cosign"
+if [ -n "$missing" ]; then
+    need_root "Installing$(printf ' %s' $missing)"
+    if [ "$os" = debian-bookworm ]; then
+        say "installing Debian 13's$(printf ' %s' $missing), pinned by debian-host.lock"
+        wanted=$missing install_pinned
     else
-        # Debian 12 has no package; Debian 13's binary needs only libc. Fetch that one .deb from the
-        # machine's own Debian mirror through a throw-away apt configuration (system sources untouched).
-        # shellcheck disable=SC2016 # $(REPO_URI) is apt's placeholder, not the shell's
-        mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Origin: Debian' 'Codename: bookworm' 2>/dev/null \
-                 | grep -v security | head -n1)
-        [ -n "$mirror" ] || die "no Debian mirror found in apt's sources to fetch docker-buildx from; install the buildx plugin yourself."
-        tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-        mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
-        echo "deb $mirror trixie main" >"$tmp/sources.list"
-        opts=(-o Dir::Etc::sourcelist="$tmp/sources.list" -o Dir::Etc::sourceparts=- \
-              -o Dir::State::lists="$tmp/lists" -o Dir::Cache="$tmp/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
-        apt-get "${opts[@]}" update -qq
-        (cd "$tmp" && apt-get "${opts[@]}" download docker-buildx >/dev/null)
-        dpkg-deb -x "$tmp"/docker-buildx_*.deb "$tmp/root"
-        install -D -m 0755 "$tmp"/root/usr/libexec/docker/cli-plugins/docker-buildx \
-            /usr/local/lib/docker/cli-plugins/docker-buildx
+        for package in $missing; do
+            if apt-cache show "$package" >/dev/null 2>&1; then
+                apt_install "$package"
+            else
+                say "$package: not packaged by this distribution; install it yourself (README 'Set-up')"
+            fi
+        done
     fi
-    docker buildx version >/dev/null 2>&1 || die "the buildx plugin is installed but 'docker buildx version' fails."
-    say "buildx: $(docker buildx version | head -n1)"
 fi
+docker buildx version >/dev/null 2>&1 || die "the buildx plugin is installed but 'docker buildx version' fails."
+say "buildx: $(docker buildx version | head -n1)"
+command -v cosign >/dev/null && say "cosign: $(command -v cosign)"
 
 # 3. mmdebstrap, for the offline base image (only where apt exists; elsewhere python:3.11-slim is pulled).
 if ! command -v mmdebstrap >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
