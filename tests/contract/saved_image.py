@@ -1,21 +1,21 @@
 """One streaming pass over `docker save`: what each layer installs, which files it should not
-carry, and which needles it holds.
+carry, its size, and which needles it holds.
 
 Reading a 9 GB image costs about a minute, so the contract reads it once, while the probe runs in
-the container, and the tests that need its layers (the install tiers, leftovers, the build's CA
-bundle) share the result. The needles are the build's CA certificates that the image's own trust
-stores do not hold: a line of each one's signature, unique to it.
+the container, and the tests that need its layers (the install tiers, leftovers, the size, the
+build's CA bundle) share the result. Layers are read uncompressed whatever the image store wrote
+(service_images/archive.py). The needles are the build's CA certificates that the image's own
+trust stores do not hold: a line of each one's signature, unique to it.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from service_images import engine
+from service_images import archive
 from service_images.variants import normalise
 
 PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.+?)-----END CERTIFICATE-----", re.S)
@@ -26,6 +26,7 @@ VENV_DIST_INFO = re.compile(r"^opt/venv/lib/python[\d.]+/site-packages/([^/]+?)-
 @dataclass
 class Layer:
     path: str
+    uncompressed_bytes: int = 0
     distributions: set[str] = field(default_factory=set)
     leftovers: list[str] = field(default_factory=list)
     """Files at or under a `leftover` pattern (a later layer deleting them frees no byte)."""
@@ -37,6 +38,10 @@ class SavedImage:
     """In the image's order, base first."""
     found: set[bytes]
     """The needles that occur anywhere in the saved image (layers, config, history)."""
+
+    @property
+    def uncompressed_bytes(self) -> int:
+        return sum(layer.uncompressed_bytes for layer in self.layers)
 
 
 class NeedleSearch:
@@ -56,29 +61,31 @@ class NeedleSearch:
 
 def scan(chunks: Iterable[bytes], needles: set[bytes], leftover: Iterable[str] = ()) -> SavedImage:
     """Read a `docker save` stream once: each layer's venv distributions, its files at or under
-    a `leftover` pattern (shell-style `*`, absolute), and the needles."""
-    search = NeedleSearch(needles)
+    a `leftover` pattern (shell-style `*`, absolute), its size, and the needles."""
+    searches: dict[str, NeedleSearch] = {}
     patterns = (re.escape(pattern.lstrip("/")).replace(r"\*", ".*") for pattern in leftover)
     under = re.compile(f"(?:{'|'.join(patterns)})(?:/.*)?")
     layers: dict[str, Layer] = {}
-    order: list[str] = []
-    with engine.open_saved(chunks, search) as saved:
-        for member in saved:
-            blob = saved.extractfile(member) if member.isfile() else None
-            if blob is None:
-                continue
-            if member.name.endswith("layer.tar"):
-                layer = layers.setdefault(member.name, Layer(member.name))
-                with tarfile.open(fileobj=blob, mode="r|", bufsize=1 << 20) as content:
-                    for entry in content:
-                        name = entry.name.removeprefix("./")
-                        if match := VENV_DIST_INFO.match(name):
-                            layer.distributions.add(normalise(match[1]))
-                        elif leftover and not entry.isdir() and under.fullmatch(name):
-                            layer.leftovers.append(f"/{name}")
-            elif member.name == "manifest.json":
-                order = list(json.loads(blob.read())[0]["Layers"])
-    return SavedImage([layers.get(path, Layer(path)) for path in order], search.found)
+
+    def on_layer(found: archive.Layer, content: tarfile.TarFile) -> None:
+        layer = layers.setdefault(found.name, Layer(found.name))
+        for entry in content:
+            name = entry.name.removeprefix("./")
+            if match := VENV_DIST_INFO.match(name):
+                layer.distributions.add(normalise(match[1]))
+            elif leftover and not entry.isdir() and under.fullmatch(name):
+                layer.leftovers.append(f"/{name}")
+
+    def seen(found: archive.Layer, chunk: bytes) -> None:
+        searches.setdefault(found.name, NeedleSearch(needles))(chunk)
+
+    saved = archive.read(chunks, on_layer, seen if needles else None)
+    hits = {needle for search in searches.values() for needle in search.found}
+    # The configs (with the history) and manifests.
+    hits |= {needle for blob in saved.metadata.values() for needle in needles if needle in blob}
+    for found in saved.layers:
+        layers[found.name].uncompressed_bytes = found.uncompressed_bytes
+    return SavedImage([layers[found.name] for found in saved.layers], hits)
 
 
 def certificates(pem: bytes) -> set[bytes]:
