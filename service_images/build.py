@@ -18,7 +18,6 @@ from service_images.errors import (
     BadCABundle,
     BaseImageMissing,
     BuildFailed,
-    BuildKitMissing,
     EmulationUnavailable,
     MissingFile,
 )
@@ -177,7 +176,7 @@ def base_image_digest(base_image: str) -> str | None:
 
 
 def build_args(variant: Variant, options: BuildOptions) -> list[str]:
-    """The arguments after the front end's build command (`docker buildx build --load ...`)."""
+    """The arguments after `docker buildx build`."""
     dockerfile = options.dockerfile or options.context / variant.dockerfile.relative_to(ROOT)
     lock = options.context / variant.lock.relative_to(ROOT)
     # Another Dockerfile (the bench's "before" reference) brings its own inputs.
@@ -196,21 +195,15 @@ def build_args(variant: Variant, options: BuildOptions) -> list[str]:
             f"no QEMU registered for {target.machine} (scripts/bootstrap.sh registers it where "
             "binfmt_misc can be mounted), or pass --builder with a builder of that platform."
         )
-    front_end = engine.build_front_end()
-    args = ["--file", str(dockerfile), "--tag", options.tag or variant.tag]
+    args = ["--load", "--file", str(dockerfile), "--tag", options.tag or variant.tag]
     if options.platform is not None:
         args += ["--platform", target.docker]
     args += ["--progress", options.progress]
-    buildx_only = {
-        "--builder": options.builder,
-        "--cache-from": options.cache_from,
-        "--cache-to": options.cache_to,
-    }
-    for flag, value in buildx_only.items():
-        if value and not front_end.is_buildx:
-            raise BuildKitMissing(
-                f"{flag} needs the buildx plugin; this client is {front_end.description}."
-            )
+    for flag, value in (
+        ("--builder", options.builder),
+        ("--cache-from", options.cache_from),
+        ("--cache-to", options.cache_to),
+    ):
         if value:
             args += [flag, value]
     if options.no_cache:

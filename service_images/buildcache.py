@@ -129,12 +129,7 @@ def id_filter(ids: Iterable[str]) -> str:
 class BuildCache:
     """The engine's BuildKit cache, through the buildx client (selective prunes by record id)."""
 
-    def __init__(self) -> None:
-        self.selective = engine.build_front_end().is_buildx  # only buildx lists records
-
     def records(self) -> list[CacheRecord]:
-        if not self.selective:
-            return []
         listed = engine.cli("buildx", "du", "--verbose")
         return parse_du_verbose(listed.stdout) if listed.returncode == 0 else []
 
@@ -154,10 +149,6 @@ class BuildCache:
                 break
             remaining = left
         return remaining
-
-    def prune_all_cache_mounts(self) -> None:
-        """Without buildx records can't be listed: prune every cache mount (by type)."""
-        engine.cli("builder", "prune", "--force", "--filter", "type=exec.cachemount")
 
     def prune_unused_layers(self) -> None:
         """Layer cache that no image refers to any more."""

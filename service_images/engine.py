@@ -8,13 +8,11 @@ exec, stats) goes through the docker SDK. Both honour DOCKER_HOST.
 from __future__ import annotations
 
 import functools
-import io
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -40,12 +38,16 @@ def client() -> docker.DockerClient:
 
 
 def cli(
-    *args: str, timeout: float = 600, stdin: IO[bytes] | None = None
+    *args: str,
+    timeout: float = 600,
+    stdin: IO[bytes] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`docker ARGS...`, output captured; the caller decides what a non-zero exit means."""
     return subprocess.run(
         ["docker", *args],
         stdin=stdin,
+        env={**os.environ, **env} if env else None,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -63,59 +65,109 @@ def cli_word(*args: str, index: int = 0) -> str | None:
     return words[index] if result.returncode == 0 and len(words) > index else None
 
 
-@dataclass(frozen=True)
-class BuildFrontEnd:
-    """How to run a BuildKit build with the client on this machine."""
+MIN_ENGINE = 26
+"""The oldest Docker Engine the project supports: the oldest proven here (Debian 13's 26.1)."""
+CONTAINERD_SNAPSHOTTER = "io.containerd.snapshotter.v1"
 
-    command: tuple[str, ...]
-    env: dict[str, str]
-    description: str
-    is_buildx: bool
-    """buildx can use other builders, import/export cache and list cache records."""
+
+@dataclass(frozen=True)
+class EngineFacts:
+    """What the engine is, as far as the images' builds and checks depend on it."""
+
+    version: str
+    store: str
+    """`containerd` (the containerd image store), else the classic store's graph driver."""
+    cgroup_version: str
+    buildkit: str
+    """The version of BuildKit the default builder runs, as buildx reports it."""
+
+    @property
+    def major(self) -> int:
+        head = self.version.split(".", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    @property
+    def containerd_store(self) -> bool:
+        return self.store == "containerd"
+
+    def describe(self) -> str:
+        store = "containerd image store" if self.containerd_store else f"{self.store} store"
+        return f"Docker Engine {self.version} ({store}, cgroup v{self.cgroup_version})"
+
+    def limits(self) -> list[str]:
+        """What this engine cannot do that the project uses; empty on a current engine."""
+        found = []
+        if self.major < MIN_ENGINE:
+            found.append(
+                f"it is older than Docker {MIN_ENGINE}, the oldest supported: before 25 it ignores "
+                "HEALTHCHECK --start-interval, and BuildKit before 0.12 rejects it"
+            )
+        if not self.containerd_store:
+            found += [
+                "the classic store keeps one platform per tag (no --platform "
+                "linux/amd64,linux/arm64) and exports no build cache on the docker driver "
+                "(--cache-to needs --builder, a docker-container builder)",
+                "a push compresses every layer again (gzip, one core); the containerd store "
+                "pushes the layers as BuildKit compressed them",
+            ]
+        return found
+
+
+def facts(sdk: docker.DockerClient) -> EngineFacts:
+    info = sdk.info()
+    status = {str(key): str(value) for key, value in info.get("DriverStatus") or []}
+    containerd = status.get("driver-type") == CONTAINERD_SNAPSHOTTER
+    return EngineFacts(
+        version=str(info.get("ServerVersion", "unknown")),
+        store="containerd" if containerd else str(info.get("Driver", "unknown")),
+        cgroup_version=str(info.get("CgroupVersion", "?")),
+        buildkit=buildkit_version(),
+    )
 
 
 @functools.cache
-def build_front_end() -> BuildFrontEnd:
-    """The buildx plugin when present, else a pre-23 client with BuildKit built in."""
+def buildx_version() -> str:
+    """The buildx plugin's version: every build goes through it (BuildKitMissing without it)."""
     if shutil.which("docker") is None:
         raise BuildKitMissing("no docker client on PATH: install one (scripts/bootstrap.sh does).")
-    buildx = cli("buildx", "version", timeout=30)
-    if buildx.returncode == 0:
-        version = buildx.stdout.split()[1] if buildx.stdout.split()[1:] else "?"
-        return BuildFrontEnd(
-            ("docker", "buildx", "build", "--load"), {}, f"docker buildx {version}", True
+    found = cli("buildx", "version", timeout=30)
+    if found.returncode != 0:
+        raise BuildKitMissing(
+            "the docker client has no buildx plugin, so it cannot build with BuildKit: install "
+            "docker-buildx (scripts/bootstrap.sh does)."
         )
-    client_version = cli("version", "--format", "{{.Client.Version}}", timeout=30).stdout.strip()
-    major = client_version.split(".")[0]
-    if major.isdigit() and int(major) < 23:
-        # Clients before 23.0 carry BuildKit themselves and use it when asked to.
-        return BuildFrontEnd(
-            ("docker", "build"),
-            {"DOCKER_BUILDKIT": "1"},
-            f"docker {client_version} (built-in BuildKit)",
-            False,
-        )
-    raise BuildKitMissing(
-        f"the docker client ({client_version or 'unknown version'}) has no buildx plugin, so it "
-        "cannot build with BuildKit: install docker-buildx (scripts/bootstrap.sh does)."
-    )
+    words = found.stdout.split()
+    return words[1] if len(words) > 1 else "?"
+
+
+def buildkit_version(builder: str | None = None) -> str:
+    """BuildKit's version in the builder (`docker buildx inspect`), or "unknown"."""
+    found = cli("buildx", "inspect", *([builder] if builder else []), timeout=60)
+    for line in found.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "BuildKit version" and value.strip():
+            return value.strip()
+    return "unknown"
+
+
+def build_command(args: Sequence[str]) -> list[str]:
+    buildx_version()
+    return ["docker", "buildx", "build", *args]
 
 
 def run_build(
     args: Sequence[str], *, echo: IO[str] | None = None, env: Mapping[str, str] | None = None
 ) -> tuple[int, list[str]]:
-    """Run a BuildKit build (`args` after the front end's command); (exit code, output lines).
+    """Run a BuildKit build (`args` after `docker buildx build`); (exit code, output lines).
 
     Output is echoed line by line to `echo` (stdout by default) while it runs, and kept for the
     failure report.
     """
-    front_end = build_front_end()
-    command = [*front_end.command, *args]
     lines: list[str] = []
     out = echo or sys.stdout
     with subprocess.Popen(
-        command,
-        env={**os.environ, **front_end.env, **(env or {})},
+        build_command(args),
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -131,9 +183,7 @@ def run_build(
 
 def run_build_on_terminal(args: Sequence[str]) -> int:
     """A build that draws BuildKit's own display (`--progress tty`): nothing to capture."""
-    front_end = build_front_end()
-    command = [*front_end.command, *args]
-    return subprocess.run(command, env={**os.environ, **front_end.env}, check=False).returncode
+    return subprocess.run(build_command(args), check=False).returncode
 
 
 def image_exists(sdk: docker.DockerClient, tag: str) -> bool:
@@ -155,44 +205,3 @@ def ensure_base_image(sdk: docker.DockerClient, image: str) -> None:
             f"base image {image} is neither here nor pullable: run `invoke base-image` to build "
             "an equivalent from Debian packages, or pass --base-image."
         ) from None
-
-
-class ChunkReader(io.RawIOBase):
-    """A file object over an iterator of byte chunks (the SDK's `image.save()`), for tarfile.
-
-    `seen`, if given, gets every chunk first: the contract looks for needles in every byte of
-    the saved image while the same pass reads its layers.
-    """
-
-    def __init__(
-        self, chunks: Iterable[bytes], seen: Callable[[bytes], None] | None = None
-    ) -> None:
-        self._chunks: Iterator[bytes] = iter(chunks)
-        self._seen = seen
-        self._pending = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                return 0
-            if self._seen is not None:
-                self._seen(chunk)
-            self._pending = memoryview(chunk)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def open_saved(
-    chunks: Iterable[bytes], seen: Callable[[bytes], None] | None = None
-) -> tarfile.TarFile:
-    """`docker save`'s stream as a tar read front to back, 1 MiB at a time (tarfile's default
-    of 10 KiB records costs seconds of CPU over a large image); `seen` as for ChunkReader."""
-    stream = io.BufferedReader(ChunkReader(chunks, seen), 8 << 20)
-    return tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20)

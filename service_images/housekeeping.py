@@ -12,6 +12,7 @@ from rich.table import Table
 from service_images import engine
 from service_images.build import resolve_ca_bundle
 from service_images.buildcache import BuildCache
+from service_images.engine import MIN_ENGINE
 from service_images.errors import DoctorFailed, ToolError
 from service_images.variants import PROJECT_LABEL, VARIANT_LABEL, VARIANTS
 
@@ -38,8 +39,12 @@ def doctor(*, base_image: str, ca_bundle: str | None) -> None:
         checks.append(Check(name, True, str(detail), blocking))
         return True
 
-    engine_ok = attempt("Docker engine", lambda: _engine_description())
-    attempt("BuildKit", lambda: engine.build_front_end().description)
+    found: list[engine.EngineFacts] = []
+    engine_ok = attempt("Docker engine", lambda: _engine_description(found))
+    attempt("BuildKit", _buildkit_description)
+    if found:
+        for limit in found[0].limits():
+            checks.append(Check("engine limit", False, limit, blocking=found[0].major < MIN_ENGINE))
     if engine_ok:
         attempt("base image", lambda: _base_description(base_image))
         attempt("free disk (Docker root)", _disk_description, blocking=False)
@@ -57,11 +62,18 @@ def doctor(*, base_image: str, ca_bundle: str | None) -> None:
         raise DoctorFailed(f"cannot build: {', '.join(blocking)}; see the table above.")
 
 
-def _engine_description() -> str:
-    info = engine.client().info()
-    return (
-        f"{info.get('ServerVersion')} ({info.get('Driver')}, cgroup v{info.get('CgroupVersion')})"
-    )
+def _engine_description(found: list[engine.EngineFacts]) -> str:
+    facts = engine.facts(engine.client())
+    found.append(facts)
+    if facts.major < MIN_ENGINE:
+        raise ToolError(
+            f"{facts.describe()}: Docker {MIN_ENGINE} or newer is needed (README 'Engines')"
+        )
+    return facts.describe()
+
+
+def _buildkit_description() -> str:
+    return f"docker buildx {engine.buildx_version()}, BuildKit {engine.buildkit_version()}"
 
 
 def _base_description(image: str) -> str:

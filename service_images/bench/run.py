@@ -150,13 +150,6 @@ class Run:
     def prune_cache_mounts(self, step: Step) -> None:
         """Cold means downloads count: drop the project's cache mounts (and only those)."""
         self.wait_for_other_builds(step)
-        if not self.cache.selective:
-            self.cache.prune_all_cache_mounts()
-            self.note_once(
-                "cache mounts: this client has no buildx, so records can't be listed; every "
-                "BuildKit cache mount was pruned (by type) before each cold build."
-            )
-            return
         ours, unattributed = self.cache.ours(self.context.glob("Dockerfile*"))
         left = self.cache.prune((record.id for record in ours), cache_mounts_only=True)
         step.result = f"{len(ours) - len(left)} of the project's cache mounts pruned"

@@ -8,16 +8,12 @@ import pytest
 
 from service_images import engine
 from service_images.build import BuildOptions, build_args, git
-from service_images.errors import BuildKitMissing
 from service_images.variants import PROJECT_LABEL, ROOT, VARIANTS
-
-BUILDX = engine.BuildFrontEnd(("docker", "buildx", "build", "--load"), {}, "buildx 0.13", True)
-LEGACY = engine.BuildFrontEnd(("docker", "build"), {"DOCKER_BUILDKIT": "1"}, "docker 20.10", False)
 
 
 @pytest.fixture(autouse=True)
 def buildx(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "build_front_end", lambda: BUILDX)
+    monkeypatch.setattr(engine, "buildx_version", lambda: "0.13.1")
 
 
 def flag_values(command: list[str], flag: str) -> list[str]:
@@ -47,13 +43,6 @@ def test_cache_flags_pass_through_and_empty_ones_are_dropped() -> None:
     assert flag_values(command, "--cache-from") == ["type=registry,ref=r:cache"]
     assert flag_values(command, "--cache-to") == []
     assert flag_values(command, "--builder") == ["remote"]
-
-
-def test_buildx_only_flags_need_buildx(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "build_front_end", lambda: LEGACY)
-    with pytest.raises(BuildKitMissing, match="--cache-from needs the buildx plugin"):
-        build_args(VARIANTS["ci"], BuildOptions(cache_from="type=local,src=/tmp/c"))
-    assert "--builder" not in build_args(VARIANTS["ci"], BuildOptions())
 
 
 def test_another_platform_builds_on_its_own_base_and_uv(

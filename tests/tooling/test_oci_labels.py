@@ -16,7 +16,6 @@ from service_images import engine
 from service_images.build import BuildOptions, build_args, git, oci_labels
 from service_images.variants import DEFAULT_BASE_IMAGE, VARIANTS
 
-BUILDX = engine.BuildFrontEnd(("docker", "buildx", "build", "--load"), {}, "buildx 0.13", True)
 BASE = "oci.example/team/python:3.11-slim"
 REPO_DIGEST = "sha256:" + "a" * 64
 IMAGE_ID = "sha256:" + "b" * 64
@@ -36,7 +35,7 @@ def inspected(repo_digests: list[str], image_id: str = IMAGE_ID, code: int = 0) 
 
 @pytest.fixture(autouse=True)
 def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "build_front_end", lambda: BUILDX)
+    monkeypatch.setattr(engine, "buildx_version", lambda: "0.13.1")
     monkeypatch.setattr(engine, "cli", inspected([f"oci.example/team/python@{REPO_DIGEST}"]))
 
 
