@@ -139,6 +139,13 @@ class EngineError(ToolError):
     meaning = "the Docker engine failed a request (its reason is shown, e.g. no space left)"
 
 
+class EngineUnavailable(ToolError):
+    exit_code = 25
+    meaning = (
+        "no private engine could be started (it needs root and dockerd: `scripts/bootstrap.sh`)"
+    )
+
+
 # The one table: README.md's exit codes are rendered from it, and a test checks that every
 # ToolError the package defines is here with a code of its own.
 EXIT_CODES: tuple[type[ToolError], ...] = (
@@ -165,4 +172,5 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     UnknownPlatform,
     EmulationUnavailable,
     EngineError,
+    EngineUnavailable,
 )
