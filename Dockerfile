@@ -100,7 +100,7 @@ COPY python-ai-service/app ./app
 USER 10001:10001
 EXPOSE 8000
 # Python, not curl: the image carries no HTTP client binaries.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --start-interval=0.5s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
 # The service's own entry point: uvicorn with header-read, keep-alive and shutdown deadlines, proxy
 # headers trusted from TRUSTED_PROXIES only, and exit 0 after a clean SIGTERM.

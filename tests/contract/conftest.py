@@ -216,9 +216,18 @@ def background(
 
 
 @pytest.fixture(scope="session")
-def service(container: Service, background: Background, emulation: Emulation) -> Service:
-    """The session's container once its service answers (the slow reads already under way)."""
-    container.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
+def service(
+    container: Service,
+    background: Background,
+    emulation: Emulation,
+    image: docker.models.images.Image,
+) -> Service:
+    """The session's container once Docker reports it `healthy`, as an orchestrator waits for it
+    (once it answers, for an image without a health check; the slow reads already under way)."""
+    has_check = (image.attrs["Config"].get("Healthcheck") or {}).get("Test", ["NONE"]) != ["NONE"]
+    container.wait_until(
+        "healthy" if has_check else "answers", emulation.scaled(STARTUP_DEADLINE_S)
+    )
     return container
 
 

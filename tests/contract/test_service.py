@@ -44,6 +44,8 @@ def candles(count: int = 60) -> list[dict[str, float]]:
 
 def test_becomes_healthy(service: Service, emulation: Emulation) -> None:
     service.wait_until("healthy", emulation.scaled(STARTUP_DEADLINE_S))
+    health = service.container.attrs["State"]["Health"]
+    assert health["FailingStreak"] == 0, health["Log"][-3:]
 
 
 def test_health_answers(service: Service) -> None:
