@@ -219,13 +219,15 @@ def push(
         raise Exit("error: invoke push needs --registry HOST[:PORT] (e.g. 127.0.0.1:5000).")
 
     result = registries.push(get_variant(variant), registry, image=image, tag=tag)
-    report = registries.write_report(result, Path(output) if output else None)
     print(f"==> pushed {result.digest_reference}")
+    for pushed in result.images:
+        print(f"==>   {pushed.platform}: {pushed.digest_reference}")
     print(
-        f"==> {result.pushed_bytes / 1e6:.1f} MB compressed in {len(result.layer_bytes)} layers "
-        f"({result.layers_uploaded} uploaded, the rest already there) in {result.seconds:.1f} s; "
-        f"report: {report}"
+        f"==> {result.pushed_bytes / 1e6:.1f} MB compressed in {len(result.blobs)} layers "
+        f"({result.layers_uploaded} uploaded, the rest already there) in {result.seconds:.1f} s"
     )
+    report = registries.write_report(result, Path(output) if output else None)
+    print(f"==> report: {report}")
 
 
 @task(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, cast
 
+import docker
 import zstandard
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -165,3 +166,8 @@ def layer_order(metadata: dict[str, bytes]) -> list[str]:
     if manifest is None:
         return []
     return list(json.loads(manifest)[0]["Layers"])
+
+
+def read_image(sdk: docker.DockerClient, reference: str) -> SavedImage:
+    """`docker save` of one local image, read (sizes and metadata only)."""
+    return read(sdk.images.get(reference).save(chunk_size=8 << 20))

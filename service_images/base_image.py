@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from service_images import engine
+from service_images import archive, engine
 from service_images.errors import BudgetExceeded, BuildFailed, EmulationUnavailable, MissingFile
 from service_images.platforms import Platform, host_platform
 from service_images.variants import BASE_IMAGE_BUDGETS_MB, PROJECT_LABEL
@@ -192,4 +192,5 @@ def bootstrap(tag: str, target: Platform | None = None) -> None:
 
 
 def image_size_mb(tag: str) -> float:
-    return float(engine.client().images.get(tag).attrs["Size"]) / 1e6
+    """Uncompressed, as on either image store (the containerd store's `Size` is compressed)."""
+    return archive.read_image(engine.client(), tag).uncompressed_bytes / 1e6

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,29 @@ class PrivateEngine:
 
     def env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.host}
+
+    def load(self, image: str, source: Mapping[str, str] | None = None) -> None:
+        """Copy `image` from the engine `source` names (default: this process's) into this one,
+        as `docker save | docker load` (a registry would serve it to a real clean machine)."""
+        saved = subprocess.Popen(
+            ["docker", "save", image],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(source or {})},
+        )
+        assert saved.stdout is not None
+        loaded = subprocess.run(
+            ["docker", "load", "--quiet"],
+            stdin=saved.stdout,
+            capture_output=True,
+            env={**os.environ, **self.env()},
+            check=False,
+        )
+        saved.stdout.close()
+        _, error = saved.communicate()
+        if saved.returncode != 0 or loaded.returncode != 0:
+            reason = (error or loaded.stderr).decode(errors="replace").strip()
+            raise EngineUnavailable(f"could not copy {image} into a private engine: {reason}")
 
     @contextlib.contextmanager
     def activated(self) -> Iterator[None]:

@@ -2,8 +2,10 @@
 
 `push()` tags and pushes through the docker CLI (engine.py), so the engine's credentials
 (`docker login`) and its insecure-registry rules apply as they would for any user. The digest it
-returns is the registry's manifest digest, and the byte count is the sum of the compressed layer
-sizes of that manifest: what a registry that holds none of the layers receives.
+returns is the registry's: an image index on the containerd store (the platforms' images and
+BuildKit's attestations), one image's manifest on the classic store. `read()` follows it to each
+platform's image and the compressed sizes of its layers: what a registry that holds none of the
+layers receives, and what a node of that platform pulls.
 
 `serve()` runs Debian's `docker-registry` (CNCF distribution 2.8) on 127.0.0.1 with its storage
 in a temporary directory. Docker treats 127.0.0.0/8 registries as insecure-allowed by default, so
@@ -35,11 +37,37 @@ REPORTS = ROOT / "reports"
 REGISTRY_BINARY = "docker-registry"
 PUSHED_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64}) size: \d+")
 PUSH_TIMEOUT_S = 3600  # the full image is ~10 GB of layers
+INDEX_TYPES = {
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+}
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+    """Bytes as stored: a layer's are compressed."""
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    """One platform's image in the registry, from its manifest."""
+
+    platform: str
+    """linux/amd64"""
+    digest_reference: str
+    """HOST/REPO@sha256:... of this platform's manifest."""
+    layers: tuple[Blob, ...]
+
+    @property
+    def layer_bytes(self) -> int:
+        return sum(layer.size for layer in self.layers)
 
 
 @dataclass(frozen=True)
 class PushResult:
-    """What the registry holds after a push, from its own manifest."""
+    """What the registry holds after a push, from its own manifests."""
 
     variant: str
     image: str
@@ -48,19 +76,22 @@ class PushResult:
     """HOST/REPO:TAG as pushed."""
     digest_reference: str
     """HOST/REPO@sha256:... — the reference that always names these bytes."""
-    layer_bytes: tuple[int, ...]
-    """Compressed size of each layer, as the manifest records it."""
-    config_bytes: int
+    images: tuple[PlatformImage, ...]
     seconds: float
     layers_uploaded: int
-    """Layers the registry did not have yet (the others were already there)."""
+    """Blobs the registry did not have yet (the others were already there)."""
+
+    @property
+    def blobs(self) -> set[Blob]:
+        """Every platform's layers, each blob once (platforms share, e.g., the service's code)."""
+        return {layer for image in self.images for layer in image.layers}
 
     @property
     def pushed_bytes(self) -> int:
-        return sum(self.layer_bytes)
+        return sum(blob.size for blob in self.blobs)
 
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "pushed_bytes": self.pushed_bytes}
+        return {**asdict(self), "pushed_bytes": self.pushed_bytes, "blobs": len(self.blobs)}
 
 
 def repository(registry: str, name: str = IMAGE_NAME) -> str:
@@ -93,25 +124,56 @@ def _last_line(result: subprocess.CompletedProcess[str]) -> str:
     return text[-1] if text else f"exit {result.returncode}"
 
 
-def manifest(reference: str) -> dict[str, Any]:
-    """The registry's manifest for a reference (`docker manifest inspect`, engine credentials)."""
-    # --insecure lets the CLI fall back to plain HTTP, which only registries the engine already
-    # treats as insecure (loopback here) answer; a TLS registry is still spoken to over TLS.
-    result = _docker("manifest", "inspect", "--insecure", reference, timeout=120)
+def raw_manifest(reference: str) -> dict[str, Any]:
+    """The registry's manifest or index for a reference, as it stores it (engine credentials)."""
+    result = _docker("buildx", "imagetools", "inspect", "--raw", reference, timeout=120)
     if result.returncode != 0:
         raise PushFailed(f"cannot read the manifest of {reference}: {_last_line(result)}")
     data: dict[str, Any] = json.loads(result.stdout)
-    if "layers" not in data:
-        raise PushFailed(
-            f"{reference} is a manifest list, not one image's manifest: push a single platform."
-        )
     return data
+
+
+def is_index(manifest: dict[str, Any]) -> bool:
+    return manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest
+
+
+def platform_of(entry: dict[str, Any]) -> str | None:
+    """An index entry's platform; None for what is no image (BuildKit's attestations)."""
+    platform = entry.get("platform") or {}
+    if "unknown" in (platform.get("os"), platform.get("architecture")):
+        return None
+    if (entry.get("annotations") or {}).get("vnd.docker.reference.type"):
+        return None
+    return f"{platform.get('os')}/{platform.get('architecture')}"
+
+
+def layers_of(manifest: dict[str, Any]) -> tuple[Blob, ...]:
+    return tuple(Blob(str(layer["digest"]), int(layer["size"])) for layer in manifest["layers"])
+
+
+def read(digest_reference: str) -> tuple[PlatformImage, ...]:
+    """Each platform's image that a pushed reference names (an index, or one image)."""
+    repo, _ = split_reference(digest_reference)
+    top = raw_manifest(digest_reference)
+    if not is_index(top):
+        config = raw_manifest(f"{repo}@{top['config']['digest']}") if "config" in top else {}
+        found = f"{config.get('os', 'linux')}/{config.get('architecture', 'unknown')}"
+        return (PlatformImage(found, digest_reference, layers_of(top)),)
+    images = []
+    for entry in top["manifests"]:
+        if (platform := platform_of(entry)) is None:
+            continue
+        reference = f"{repo}@{entry['digest']}"
+        images.append(PlatformImage(platform, reference, layers_of(raw_manifest(reference))))
+    if not images:
+        raise PushFailed(f"{digest_reference} is an index without any platform's image.")
+    return tuple(images)
 
 
 def push(
     variant: Variant, registry: str, *, image: str | None = None, tag: str | None = None
 ) -> PushResult:
-    """Tag the local image as REGISTRY/python-ai-service:TAG, push it, read the manifest back."""
+    """Tag the local image as REGISTRY/python-ai-service:TAG, push it, read the manifests back."""
     local = image or variant.tag
     reference = f"{repository(registry)}:{tag or variant.name}"
     had_reference = _docker("image", "inspect", reference, timeout=60).returncode == 0
@@ -134,15 +196,13 @@ def push(
     if pushed.returncode != 0 or found is None:
         raise PushFailed(f"pushing {reference} failed: {_last_line(pushed)}")
     digest_reference = f"{split_reference(reference)[0]}@{found[1]}"
-    data = manifest(digest_reference)
     uploaded = sum(1 for line in pushed.stdout.splitlines() if line.endswith(": Pushed"))
     return PushResult(
         variant=variant.name,
         image=local,
         reference=reference,
         digest_reference=digest_reference,
-        layer_bytes=tuple(int(layer["size"]) for layer in data["layers"]),
-        config_bytes=int(data["config"]["size"]),
+        images=read(digest_reference),
         seconds=round(seconds, 2),
         layers_uploaded=uploaded,
     )
