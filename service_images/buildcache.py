@@ -1,8 +1,11 @@
-"""The project's BuildKit cache: listing its records, finding our cache mounts, pruning by id.
+"""The project's BuildKit cache: listing records, telling ours from the engine's other cache,
+pruning exactly ours by record id. `invoke clean` and the bench both use this.
 
-BuildKit (0.8 here, and buildx 0.13) does not show a cache mount's id, so the project's mounts
-(ids starting with CACHE_ID_PREFIX in our Dockerfiles) are recognised by their target and RUN
-command, and pruned by record id. `invoke clean` and the bench both use this.
+Ours are the cache mounts whose id starts with CACHE_ID_PREFIX (BuildKit 0.13 and later show a
+mount's id in its description) and the records of our Dockerfiles' own steps, which BuildKit
+describes by the instruction: "mount / from exec /bin/sh -c <RUN command>", or
+"[<stage> n/m] <instruction>". Records any build makes alike (the build context's copy, say)
+are not told apart, and stay.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from service_images import engine
 
 # The Dockerfiles' cache mounts all have ids starting with this.
 CACHE_ID_PREFIX = "python-ai-service-"
+MOUNT_ID = re.compile(r' with id "/?([^"]+)"$')
+STEP_PREFIX = re.compile(r"^\[[^\]]+ \d+/\d+\] ")
+RUN_FLAGS = re.compile(r"^((?:--\S+\s+)*)(.*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,11 @@ class CacheRecord:
     type: str
     description: str
     size: str = ""
+
+    @property
+    def mount_id(self) -> str | None:
+        found = MOUNT_ID.search(self.description)
+        return found[1] if self.type == "exec.cachemount" and found else None
 
 
 def parse_du_verbose(text: str) -> list[CacheRecord]:
@@ -54,7 +65,7 @@ def parse_du_verbose(text: str) -> list[CacheRecord]:
     return records
 
 
-def _logical_lines(dockerfile: str) -> Iterator[str]:
+def logical_lines(dockerfile: str) -> Iterator[str]:
     """Dockerfile instructions with continuations joined as BuildKit joins them."""
     current: list[str] = []
     for raw in dockerfile.splitlines():
@@ -74,51 +85,33 @@ def normalise_space(text: str) -> str:
     return " ".join(text.split())
 
 
-RUN_FLAGS = re.compile(r"^((?:--\S+\s+)*)(.*)$", re.DOTALL)
-
-
-def cache_mount_descriptions(dockerfile: str, id_prefix: str = CACHE_ID_PREFIX) -> set[str]:
-    """How BuildKit describes the Dockerfile's cache mounts whose id starts with `id_prefix`.
-
-    A cache mount's record is "cached mount <target> from exec /bin/sh -c <command>": its id is not
-    shown, so the project's mounts are recognised by target and command (spaces normalised).
-    """
+def step_descriptions(dockerfile: str) -> set[str]:
+    """How BuildKit describes the records of a Dockerfile's steps (spaces normalised)."""
     descriptions = set()
-    for line in _logical_lines(dockerfile):
+    for line in logical_lines(dockerfile):
         keyword, _, rest = line.partition(" ")
-        if keyword.upper() != "RUN":
-            continue
-        match = RUN_FLAGS.match(rest.strip())
-        assert match is not None  # the pattern matches any text
-        flags, command = match[1].split(), match[2]
-        for flag in flags:
-            if not flag.startswith("--mount="):
-                continue
-            options = dict(
-                part.split("=", 1) for part in flag[len("--mount=") :].split(",") if "=" in part
-            )
-            target = options.get("target") or options.get("dst") or options.get("destination")
-            if options.get("type") == "cache" and options.get("id", "").startswith(id_prefix):
-                descriptions.add(
-                    normalise_space(f"cached mount {target} from exec /bin/sh -c {command}")
-                )
+        if keyword.upper() == "RUN":
+            match = RUN_FLAGS.match(rest.strip())
+            assert match is not None  # the pattern matches any text
+            descriptions.add(normalise_space(f"mount / from exec /bin/sh -c {match[2]}"))
+        elif keyword.upper() in {"COPY", "ADD", "WORKDIR"}:
+            descriptions.add(normalise_space(line))
     return descriptions
 
 
-def select_cache_mounts(
-    records: Iterable[CacheRecord], descriptions: set[str]
-) -> tuple[list[CacheRecord], list[CacheRecord]]:
-    """(ours, unattributed): our cache mounts, and others on one of our targets we can't place."""
-    targets = {description.split(" ")[2] for description in descriptions}
-    ours, unattributed = [], []
+def select(records: Iterable[CacheRecord], dockerfiles: Iterable[str]) -> list[CacheRecord]:
+    """Our records among the engine's: our cache mounts, and the records of our steps."""
+    steps: set[str] = set()
+    for text in dockerfiles:
+        steps |= step_descriptions(text)
+    ours = []
     for record in records:
-        if record.type != "exec.cachemount":
-            continue
-        if normalise_space(record.description) in descriptions:
+        if record.mount_id is not None:
+            if record.mount_id.startswith(CACHE_ID_PREFIX):
+                ours.append(record)
+        elif STEP_PREFIX.sub("", normalise_space(record.description)) in steps:
             ours.append(record)
-        elif record.description.split(" ")[2:3] and record.description.split(" ")[2] in targets:
-            unattributed.append(record)
-    return ours, unattributed
+    return ours
 
 
 def id_filter(ids: Iterable[str]) -> str:
@@ -133,33 +126,31 @@ class BuildCache:
         listed = engine.cli("buildx", "du", "--verbose")
         return parse_du_verbose(listed.stdout) if listed.returncode == 0 else []
 
-    def prune(self, ids: Iterable[str], *, cache_mounts_only: bool = False) -> set[str]:
+    def prune(self, ids: Iterable[str]) -> set[str]:
         """Prune exactly these records (children before parents, so a few passes); the ids left."""
         remaining = set(ids)
         for _ in range(4):
             if not remaining:
                 break
             for chunk in _chunks(sorted(remaining), 40):
-                args = ["prune", "--force", "--filter", id_filter(chunk)]
-                if cache_mounts_only:
-                    args += ["--filter", "type=exec.cachemount"]
-                engine.cli("buildx", *args)
+                engine.cli("buildx", "prune", "--force", "--filter", id_filter(chunk))
             left = remaining & {record.id for record in self.records()}
             if left == remaining:
                 break
             remaining = left
         return remaining
 
-    def prune_unused_layers(self) -> None:
-        """Layer cache that no image refers to any more."""
-        engine.cli("builder", "prune", "--force")
+    def ours(self, dockerfiles: Iterable[Path]) -> list[CacheRecord]:
+        """Our records (cache mounts and steps) for these Dockerfiles."""
+        texts = [dockerfile.read_text(encoding="utf-8") for dockerfile in dockerfiles]
+        return select(self.records(), texts)
 
-    def ours(self, dockerfiles: Iterable[Path]) -> tuple[list[CacheRecord], list[CacheRecord]]:
-        """(our cache mounts, unattributed mounts on our targets) for these Dockerfiles."""
-        descriptions: set[str] = set()
-        for dockerfile in dockerfiles:
-            descriptions |= cache_mount_descriptions(dockerfile.read_text(encoding="utf-8"))
-        return select_cache_mounts(self.records(), descriptions)
+    def cache_mounts(self) -> list[CacheRecord]:
+        return [
+            record
+            for record in self.records()
+            if record.mount_id and record.mount_id.startswith(CACHE_ID_PREFIX)
+        ]
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

@@ -150,25 +150,17 @@ class Run:
     def prune_cache_mounts(self, step: Step) -> None:
         """Cold means downloads count: drop the project's cache mounts (and only those)."""
         self.wait_for_other_builds(step)
-        ours, unattributed = self.cache.ours(self.context.glob("Dockerfile*"))
-        left = self.cache.prune((record.id for record in ours), cache_mounts_only=True)
+        ours = self.cache.cache_mounts()
+        left = self.cache.prune(record.id for record in ours)
         step.result = f"{len(ours) - len(left)} of the project's cache mounts pruned"
         self.note_once(
             "cache mounts: before each cold build the project's BuildKit cache mounts (ids "
-            f"`{CACHE_ID_PREFIX}*`) are pruned by record id (`docker buildx prune --filter "
-            "id=^(...)$ --filter type=exec.cachemount`); records are recognised by the mount "
-            "target and RUN command in our Dockerfiles, since BuildKit does not show mount ids. "
-            "Other cache is left alone. The uv cache mount is shared by both variants, so after "
-            "a bench the next build of either image downloads its wheels again."
+            f"`{CACHE_ID_PREFIX}*`) are pruned by record id; other cache is left alone. The uv "
+            "cache mount is shared by both variants, so after a bench the next build of either "
+            "image downloads its wheels again."
         )
         if left:
             self.notes.append(f"cache mounts {sorted(left)} could not be pruned (in use?).")
-        if unattributed:
-            self.notes.append(
-                "cache mounts on our targets that no current Dockerfile explains were left alone "
-                f"({', '.join(record.id for record in unattributed)}): if an older Dockerfile made "
-                "them under our ids, the cold build may have reused downloads."
-            )
 
     def note_once(self, note: str) -> None:
         if note not in self.notes:

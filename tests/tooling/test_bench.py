@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from service_images import buildcache
 from service_images.bench import context, machine, memory, report
 from service_images.bench import run as bench_run
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
@@ -320,97 +318,6 @@ def test_no_cgroup_file_is_not_measurable(tmp_path: Path) -> None:
 )
 def test_memory_is_only_sampled_for_a_local_engine(docker_host: str | None, local: bool) -> None:
     assert memory.engine_is_local(docker_host) is local
-
-
-# --- BuildKit cache records -----------------------------------------------------------------------
-
-DOCKERFILE = textwrap.dedent(
-    """\
-    ARG BASE_IMAGE=python:3.11-slim
-    FROM ${BASE_IMAGE} AS uv
-    ARG UV_VERSION=0.13.9
-    # The optional CA bundle secret ...
-    RUN --mount=type=cache,id=python-ai-service-pip,target=/root/.cache/pip \\
-        --mount=type=secret,id=ca_bundle \\
-        if [ -f /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \\
-        && python -m venv /opt/uv \\
-        && /opt/uv/bin/pip install --disable-pip-version-check --quiet "uv==${UV_VERSION}"
-
-    FROM ${BASE_IMAGE}
-    RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \\
-        --mount=type=bind,from=uv,source=/opt/uv,target=/opt/uv \\
-        --mount=type=secret,id=ca_bundle \\
-        if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi \\
-        && export UV_CACHE_DIR=/root/.cache/uv UV_LINK_MODE=copy \\
-            UV_PYTHON_DOWNLOADS=never UV_NO_BUILD=1 \\
-        && /opt/uv/bin/uv venv --quiet --python "$(command -v python)" /opt/venv \\
-        && /opt/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \\
-            --require-hashes --no-deps -r /tmp/requirements.lock \\
-        && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \\
-        && rm /tmp/requirements.lock
-    RUN --mount=type=cache,id=someone-else,target=/root/.cache/other echo not ours
-    """
-)
-
-
-def records() -> list[buildcache.CacheRecord]:
-    return buildcache.parse_du_verbose((FIXTURES / "buildx-du-verbose.txt").read_text())
-
-
-def test_parse_du_verbose() -> None:
-    parsed = records()
-    assert [record.type for record in parsed] == [
-        "exec.cachemount",
-        "exec.cachemount",
-        "exec.cachemount",
-        "regular",
-        "source.local",
-    ]
-    assert parsed[0].id == "qfwaitub391p2x1fcyuzsdofq"
-    assert parsed[0].size == "9.309GB"
-    assert parsed[0].description.startswith("cached mount /root/.cache/uv from exec /bin/sh -c if")
-
-
-def test_in_use_marker_is_not_part_of_the_id() -> None:
-    parsed = buildcache.parse_du_verbose("ID:\t\tabc123*\nType:\t\tregular\nDescription:\tx\n")
-    assert parsed[0].id == "abc123"
-
-
-def test_cache_mount_descriptions_only_for_our_ids() -> None:
-    descriptions = buildcache.cache_mount_descriptions(DOCKERFILE)
-    assert len(descriptions) == 2
-    assert all(d.startswith("cached mount /root/.cache/") for d in descriptions)
-    assert not any("other" in d for d in descriptions)
-
-
-def test_our_cache_mounts_are_recognised_in_real_records() -> None:
-    ours, unattributed = buildcache.select_cache_mounts(
-        records(), buildcache.cache_mount_descriptions(DOCKERFILE)
-    )
-    assert sorted(record.id for record in ours) == [
-        "oqwfpuvj4xhjt34tgxz21f7g0",
-        "qfwaitub391p2x1fcyuzsdofq",
-    ]
-    assert unattributed == [], "the probe's cache mount is on another target"
-
-
-def test_a_cache_mount_from_an_older_dockerfile_is_reported_not_pruned() -> None:
-    changed = DOCKERFILE.replace("--require-hashes --no-deps", "--require-hashes")
-    ours, unattributed = buildcache.select_cache_mounts(
-        records(), buildcache.cache_mount_descriptions(changed)
-    )
-    assert [record.id for record in ours] == ["oqwfpuvj4xhjt34tgxz21f7g0"]
-    assert [record.id for record in unattributed] == ["qfwaitub391p2x1fcyuzsdofq"]
-
-
-def test_the_real_dockerfiles_declare_cache_mounts_the_bench_can_find() -> None:
-    for variant in VARIANTS.values():
-        descriptions = buildcache.cache_mount_descriptions(variant.dockerfile.read_text())
-        assert descriptions, f"{variant.dockerfile.name}: no `python-ai-service-*` cache mount"
-
-
-def test_id_filter_matches_exactly_the_given_records() -> None:
-    assert buildcache.id_filter(["b2", "a1"]) == "id=^(a1|b2)$"
 
 
 # --- Other builds ---------------------------------------------------------------------------------

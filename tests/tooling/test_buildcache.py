@@ -1,0 +1,48 @@
+"""Telling the project's BuildKit records from the engine's other cache (no engine: a real
+`docker buildx du --verbose` of BuildKit 0.13, with a foreign build's records among ours)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service_images import buildcache
+from service_images.variants import VARIANTS
+
+DU = (Path(__file__).parent / "fixtures" / "buildx-du-verbose.txt").read_text()
+
+
+def test_records_are_parsed_and_the_in_use_marker_is_not_part_of_the_id() -> None:
+    records = buildcache.parse_du_verbose(DU)
+    assert [record.type for record in records] == [
+        "exec.cachemount", "exec.cachemount", "regular", "regular", "regular", "source.local",
+    ]  # fmt: skip
+    assert records[0].mount_id == "python-ai-service-uv"
+    assert records[1].mount_id == "someone-else"
+    assert records[2].mount_id is None
+    parsed = buildcache.parse_du_verbose("ID:\t\tabc123*\nType:\t\tregular\nDescription:\tx\n")
+    assert parsed[0].id == "abc123"
+
+
+def test_ours_are_our_cache_mounts_and_our_dockerfiles_steps() -> None:
+    dockerfiles = [variant.dockerfile.read_text() for variant in VARIANTS.values()]
+    ours = buildcache.select(buildcache.parse_du_verbose(DU), dockerfiles)
+    assert [record.id for record in ours] == [
+        "apc3am49vhajjgr38o3pl1i8i",  # the uv cache mount, by its id
+        "c8btf1vr781rsixememjemt5t",  # an install-tier.sh step
+        "mr5wqxgrczpibh3lgznbcaone",  # COPY --from=service /opt/venv /opt/venv
+    ]  # not: a foreign cache mount, a foreign RUN, the build context any build makes
+
+
+def test_a_step_our_dockerfiles_no_longer_have_is_not_ours() -> None:
+    changed = [VARIANTS["ci"].dockerfile.read_text().replace("install-tier.sh install", "x.sh")]
+    ours = buildcache.select(buildcache.parse_du_verbose(DU), changed)
+    assert "c8btf1vr781rsixememjemt5t" not in [record.id for record in ours]
+
+
+def test_step_descriptions_join_continued_lines_and_strip_run_flags() -> None:
+    dockerfile = "FROM x\nRUN --mount=type=cache,id=a,target=/c \\\n    echo  one \\\n    two\n"
+    assert buildcache.step_descriptions(dockerfile) == {"mount / from exec /bin/sh -c echo one two"}
+
+
+def test_id_filter_matches_exactly_the_given_records() -> None:
+    assert buildcache.id_filter(["b2", "a1"]) == "id=^(a1|b2)$"
