@@ -34,7 +34,7 @@ RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /u
 # keeps uv's cache between builds. Bytecode is compiled (--compile): the root filesystem may be
 # read-only, and torch and TensorFlow imports are large.
 FROM base AS cuda-torch
-ARG UV_SHA256
+ARG TARGETARCH UV_SHA256_AMD64 UV_SHA256_ARM64
 RUN --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
@@ -44,7 +44,7 @@ RUN --mount=type=bind,source=.build/full/cuda-torch.lock,target=/tmp/build/tier.
     PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock --compile
 
 FROM base AS tensorflow
-ARG UV_SHA256
+ARG TARGETARCH UV_SHA256_AMD64 UV_SHA256_ARM64
 RUN --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
@@ -54,7 +54,7 @@ RUN --mount=type=bind,source=.build/full/tensorflow.lock,target=/tmp/build/tier.
     PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock --compile
 
 FROM base AS numeric
-ARG UV_SHA256
+ARG TARGETARCH UV_SHA256_AMD64 UV_SHA256_ARM64
 RUN --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \
     --mount=type=bind,source=scripts/install-tier.sh,target=/tmp/build/install-tier.sh \
@@ -64,7 +64,7 @@ RUN --mount=type=bind,source=.build/full/numeric.lock,target=/tmp/build/tier.loc
     PATH=/tmp/build/uv:$PATH sh /tmp/build/install-tier.sh install /tmp/build/tier.lock --compile
 
 FROM base AS service
-ARG UV_SHA256
+ARG TARGETARCH UV_SHA256_AMD64 UV_SHA256_ARM64
 RUN --mount=type=cache,id=python-ai-service-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.build/full/service.lock,target=/tmp/build/tier.lock \
     --mount=type=bind,from=uv,source=/uv,target=/tmp/build/uv/uv \

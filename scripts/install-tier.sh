@@ -40,8 +40,14 @@ EOF
 
 install() {
     lock=$1
-    # uv comes mounted from the build context; UV_SHA256 (a build argument) is what its wheel recorded.
-    echo "${UV_SHA256:?the build passes UV_SHA256}  $(command -v uv)" | sha256sum -c --quiet
+    # uv comes mounted from the build context; UV_SHA256_<ARCH> (build arguments) is what the wheel
+    # of the target architecture's uv recorded.
+    case ${TARGETARCH:?} in
+        amd64) uv_sha256=${UV_SHA256_AMD64:-} ;;
+        arm64) uv_sha256=${UV_SHA256_ARM64:-} ;;
+        *) uv_sha256= ;;
+    esac
+    echo "${uv_sha256:?the build passes UV_SHA256_<ARCH> for $TARGETARCH}  $(command -v uv)" | sha256sum -c --quiet
     if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi
     export UV_PYTHON_DOWNLOADS=never
     if [ -d /root/.cache/uv ]; then

@@ -9,13 +9,15 @@ import re
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from service_images import engine, platforms, tiers
+from service_images import engine, ledger, platforms, tiers
 from service_images.errors import (
     BadCABundle,
+    BadOption,
     BaseImageMissing,
     BuildFailed,
     EmulationUnavailable,
@@ -34,43 +36,112 @@ CA_BUNDLE_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT")
 CA_SECRET_ID = "ca_bundle"  # the Dockerfiles mount it with this id
 
 
+PROGRESS = ("plain", "tty", "quiet")
+
+
+def option(default: object, help: str) -> Any:
+    """A build option the user sets: the build tasks' options are made from these fields."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class BuildOptions:
-    """What the user can set on any build (the invoke options of the same names)."""
+    """What the user can set on any build; each field with help is an option of the build tasks."""
 
-    tag: str | None = None
-    no_cache: bool = False
-    base_image: str = DEFAULT_BASE_IMAGE
-    ca_bundle: str | None = None
-    builder: str | None = None
-    progress: str = "plain"
-    cache_from: str | None = None
-    cache_to: str | None = None
+    tag: str | None = option(None, "Image tag (default: the variant's, e.g. python-ai-service:ci).")
+    no_cache: bool = option(False, "Build without BuildKit's layer cache.")
+    base_image: str = option(
+        DEFAULT_BASE_IMAGE,
+        f"Base image (default {DEFAULT_BASE_IMAGE}; `invoke base-image` makes one).",
+    )
+    ca_bundle: str | None = option(
+        None,
+        "CA bundle to trust inside the build (default: SSL_CERT_FILE, REQUESTS_CA_BUNDLE or "
+        "PIP_CERT). Passed as a BuildKit secret, never stored in the image.",
+    )
+    builder: str | None = option(None, "buildx builder to use (e.g. a remote BuildKit).")
+    progress: str = option("plain", f"BuildKit progress output: {', '.join(PROGRESS)}.")
+    cache_from: str | None = option(
+        None, "buildx --cache-from (e.g. type=registry,ref=...): reuse a remote layer cache."
+    )
+    cache_to: str | None = option(
+        None, "buildx --cache-to (e.g. type=registry,ref=...,mode=max): export the cache."
+    )
+    platform: str | None = option(
+        None,
+        "linux/amd64, linux/arm64, or both comma-separated (one tag for two platforms: the "
+        "containerd image store); default this machine's. Another runs under QEMU.",
+    )
     build_args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     dockerfile: Path | None = None
-    """Build this Dockerfile instead of the variant's (the bench's naive reference)."""
+    """Build this Dockerfile instead of the variant's (the bench's pre-project reference)."""
     context: Path = ROOT
     """Build context (tests build temporary copies of the repository)."""
-    platform: str | None = None
-    """linux/amd64 or linux/arm64 (None: the host's); another than the host's runs under QEMU."""
+
+    @classmethod
+    def user_options(cls) -> dict[str, str]:
+        """The options a user sets, with their help."""
+        return {f.name: f.metadata["help"] for f in fields(cls) if "help" in f.metadata}
 
     @property
-    def target(self) -> platforms.Platform:
-        return platforms.get_platform(self.platform)
+    def targets(self) -> tuple[platforms.Platform, ...]:
+        if self.platform is None:
+            return (platforms.host_platform(),)
+        return tuple(platforms.get_platform(name.strip()) for name in self.platform.split(","))
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """One build, decided: `argv()` is the `docker buildx build` arguments, nothing else runs."""
+
+    tag: str
+    dockerfile: Path
+    context: Path
+    targets: tuple[platforms.Platform, ...]
+    platform_given: bool
+    progress: str
+    no_cache: bool
+    builder: str | None
+    cache_from: str | None
+    cache_to: str | None
+    build_args: Mapping[str, str]
+    labels: Mapping[str, str]
+    secrets: tuple[str, ...]
+    iidfile: Path
 
     @property
-    def base(self) -> str:
-        """The base image for the target platform: a local engine keeps one tag per architecture
-        (platforms.base_image_for); a remote builder resolves `base_image` for the platform."""
-        if self.builder:
-            return self.base_image
-        return platforms.base_image_for(self.base_image, self.target)
+    def revision(self) -> str:
+        return self.labels.get("org.opencontainers.image.revision", "unknown")
+
+    def argv(self) -> list[str]:
+        args = ["--load", "--file", str(self.dockerfile), "--tag", self.tag]
+        if self.platform_given:
+            args += ["--platform", ",".join(target.docker for target in self.targets)]
+        args += ["--progress", self.progress, "--iidfile", str(self.iidfile)]
+        for flag, value in (
+            ("--builder", self.builder),
+            ("--cache-from", self.cache_from),
+            ("--cache-to", self.cache_to),
+        ):
+            if value:
+                args += [flag, value]
+        if self.no_cache:
+            args.append("--no-cache")
+        for name, value in self.build_args.items():
+            args += ["--build-arg", f"{name}={value}"]
+        for name, value in self.labels.items():
+            args += ["--label", f"{name}={value}"]
+        for secret in self.secrets:
+            args += ["--secret", secret]
+        return [*args, str(self.context)]
 
 
 @dataclass(frozen=True)
 class BuildResult:
     tag: str
+    image_id: str
+    """What BuildKit built (its --iidfile): the tests refer to the image by it, not by the tag."""
     seconds: float
     revision: str
 
@@ -175,8 +246,11 @@ def base_image_digest(base_image: str) -> str | None:
     return image_id or None
 
 
-def build_args(variant: Variant, options: BuildOptions) -> list[str]:
-    """The arguments after `docker buildx build`."""
+def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
+    """Check the inputs, stage what the Dockerfiles mount under `.build/`, read git and the base
+    image: everything a build needs, as a plan."""
+    if options.progress not in PROGRESS:
+        raise BadOption(f"--progress {options.progress!r}: choose one of {', '.join(PROGRESS)}.")
     dockerfile = options.dockerfile or options.context / variant.dockerfile.relative_to(ROOT)
     lock = options.context / variant.lock.relative_to(ROOT)
     # Another Dockerfile (the bench's "before" reference) brings its own inputs.
@@ -188,66 +262,97 @@ def build_args(variant: Variant, options: BuildOptions) -> list[str]:
                 + (" (run `invoke lock`)." if needed == lock else ".")
             )
     ca_bundle = resolve_ca_bundle(options.ca_bundle)
-    target = options.target
-    if not options.builder and not target.emulation_ready():
-        raise EmulationUnavailable(
-            f"cannot build for {target.docker} on this {platforms.host_platform().docker} host: "
-            f"no QEMU registered for {target.machine} (scripts/bootstrap.sh registers it where "
-            "binfmt_misc can be mounted), or pass --builder with a builder of that platform."
-        )
-    args = ["--load", "--file", str(dockerfile), "--tag", options.tag or variant.tag]
-    if options.platform is not None:
-        args += ["--platform", target.docker]
-    args += ["--progress", options.progress]
-    for flag, value in (
-        ("--builder", options.builder),
-        ("--cache-from", options.cache_from),
-        ("--cache-to", options.cache_to),
-    ):
-        if value:
-            args += [flag, value]
-    if options.no_cache:
-        args.append("--no-cache")
-    staged = tiers.stage(variant, options.context, target) if ours else {}
-    build_arguments = {"BASE_IMAGE": options.base, **staged, **options.build_args}
-    for name, value in build_arguments.items():
-        args += ["--build-arg", f"{name}={value}"]
-    base_labels = oci_labels(variant, options.base, local_base=not options.builder)
-    for name, value in {**base_labels, **options.labels}.items():
-        args += ["--label", f"{name}={value}"]
-    if ca_bundle:
-        args += ["--secret", f"id={CA_SECRET_ID},src={ca_bundle}"]
-    args.append(str(options.context))
-    return args
+    targets = options.targets
+    for target in targets:
+        if not options.builder and not target.emulation_ready():
+            raise EmulationUnavailable(
+                f"cannot build for {target.docker} on this {platforms.host_platform().docker} "
+                f"host: no QEMU registered for {target.machine} (scripts/bootstrap.sh registers "
+                "it where binfmt_misc can be mounted), or pass --builder with a builder of that "
+                "platform."
+            )
+    base = base_for(options)
+    staged = tiers.stage(variant, options.context, targets) if ours else {}
+    tag = options.tag or variant.tag
+    return BuildPlan(
+        tag=tag,
+        dockerfile=dockerfile,
+        context=options.context,
+        targets=targets,
+        platform_given=options.platform is not None,
+        progress=options.progress,
+        no_cache=options.no_cache,
+        builder=options.builder,
+        cache_from=options.cache_from,
+        cache_to=options.cache_to,
+        build_args={"BASE_IMAGE": base, **staged, **options.build_args},
+        labels={**oci_labels(variant, base, local_base=not options.builder), **options.labels},
+        secrets=(f"id={CA_SECRET_ID},src={ca_bundle}",) if ca_bundle else (),
+        iidfile=options.context
+        / tiers.STAGE_DIR
+        / "iid"
+        / f"{tag.replace('/', '_')}-{os.getpid()}",
+    )
+
+
+def base_for(options: BuildOptions) -> str:
+    """The base image the build names: a remote builder resolves `base_image` for each platform
+    itself; the local classic store keeps one platform per tag (platforms.base_image_for)."""
+    if options.builder or len(options.targets) > 1:
+        return options.base_image
+    return platforms.base_image_for(options.base_image, options.targets[0])
 
 
 def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
     """Build one variant, streaming BuildKit's progress; BuildFailed names the failing step."""
-    args = build_args(variant, options)
+    plan = prepare(variant, options)
     if not options.builder:
         # A remote builder fetches the base itself; the local engine must have it.
-        check_base_platform(options)
-    tag = options.tag or variant.tag
-    print(f"==> building {tag} from {Path(args[args.index('--file') + 1]).name}", flush=True)
+        check_base_platform(plan)
+    print(f"==> building {plan.tag} from {plan.dockerfile.name}", flush=True)
     started = time.monotonic()
     output: list[str] = []
-    if options.progress == "tty":
-        returncode = engine.run_build_on_terminal(args)
+    plan.iidfile.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if plan.progress == "tty":
+            returncode = engine.run_build_on_terminal(plan.argv())
+        else:
+            returncode, output = engine.run_build(plan.argv())
+        seconds = time.monotonic() - started
+        if returncode != 0:
+            raise BuildFailed(failure_summary(plan.tag, output, returncode))
+        image_id = plan.iidfile.read_text().strip()
+    finally:
+        plan.iidfile.unlink(missing_ok=True)
+    ledger.record_image(plan.tag, image_id)
+    now = engine.cli("image", "inspect", "--format", "{{.Id}}", plan.tag).stdout.strip()
+    if now != image_id:
+        # Another build of the same tag (another checkout, say) finished after this one.
+        print(
+            f"==> built {image_id} in {seconds:.1f} s; {plan.tag} now names another "
+            f"build's image ({now or 'none'}): use the id.",
+            flush=True,
+        )
     else:
-        returncode, output = engine.run_build(args)
-    seconds = time.monotonic() - started
-    if returncode != 0:
-        raise BuildFailed(failure_summary(tag, output, returncode))
-    print(f"==> built {tag} in {seconds:.1f} s", flush=True)
-    labels = dict(arg.split("=", 1) for arg in args if arg.startswith("org.opencontainers."))
-    return BuildResult(tag, seconds, labels.get("org.opencontainers.image.revision", "unknown"))
+        print(f"==> built {plan.tag} ({image_id[:19]}) in {seconds:.1f} s", flush=True)
+    return BuildResult(plan.tag, image_id, seconds, plan.revision)
 
 
-def check_base_platform(options: BuildOptions) -> None:
+def check_base_platform(plan: BuildPlan) -> None:
     """The local base image exists and is of the target's architecture (BuildKit on the docker
     driver would otherwise build on the wrong one, or try a registry that may not answer)."""
     sdk = engine.client()
-    target, base = options.target, options.base
+    base = plan.build_args["BASE_IMAGE"]
+    if len(plan.targets) > 1:
+        # One tag of several platforms: the containerd store's; BuildKit checks each platform.
+        if not engine.facts(sdk).containerd_store:
+            raise BadOption(
+                "--platform with two platforms needs the containerd image store (the classic "
+                "store keeps one platform per tag): README 'Engines'."
+            )
+        engine.ensure_base_image(sdk, base)
+        return
+    (target,) = plan.targets
     how = "" if target.native else f" --platform {target.docker}"
     if not engine.image_exists(sdk, base) and not target.native:
         raise BaseImageMissing(

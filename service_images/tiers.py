@@ -15,9 +15,7 @@ import base64
 import hashlib
 import importlib.metadata
 import io
-import os
 import re
-import tempfile
 import tomllib
 import zipfile
 from collections.abc import Mapping
@@ -27,6 +25,7 @@ import httpx
 
 from service_images import debian_tools, locks
 from service_images.errors import BuildFailed, MissingFile, RequirementsProblem
+from service_images.files import write_atomically
 from service_images.platforms import Platform, host_platform
 from service_images.requirements import LOCK_ENTRY, Locked, read_lock, wheel_name, wheel_tags
 from service_images.variants import ROOT, TIERS, Tier, Variant, normalise
@@ -138,16 +137,6 @@ def uv_binary() -> tuple[Path, str]:
     )
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Concurrent builds of one context may stage the same file: never show a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
-
-
 def foreign_uv_binary(target: Platform, cache: Path) -> tuple[bytes, str]:
     """uv for another platform: its wheel at pyproject's pin, checked against pylock.tools.toml.
 
@@ -188,23 +177,30 @@ def foreign_uv_binary(target: Platform, cache: Path) -> tuple[bytes, str]:
     return binary, hashlib.sha256(binary).hexdigest()
 
 
-def stage(variant: Variant, context: Path, target: Platform | None = None) -> dict[str, str]:
-    """Write the tier slices of the context's lock and uv for `target` (default: the host's
-    platform) into `context/.build`; the build args that go with them."""
-    target = target or host_platform()
+def stage(
+    variant: Variant, context: Path, targets: tuple[Platform, ...] | None = None
+) -> dict[str, str]:
+    """Write the tier slices of the context's lock and uv for each of `targets` (default: the
+    host's platform) into `context/.build`; the build args that go with them (the sha256 each uv
+    binary's wheel recorded, by architecture: UV_SHA256_AMD64, UV_SHA256_ARM64)."""
     for tier, text in split(variant, context / variant.lock.relative_to(ROOT)).items():
         write_atomically(context / STAGE_DIR / variant.name / f"{tier}.lock", text.encode())
-    if target.native:
-        source, sha256 = uv_binary()
-        binary = source.read_bytes()
-        if hashlib.sha256(binary).hexdigest() != sha256:
-            raise MissingFile(f"{source} does not match the hash its wheel recorded: reinstall uv.")
-    else:
-        binary, sha256 = foreign_uv_binary(target, ROOT / WHEEL_CACHE)
-    staged = context / uv_target(target)
-    if not staged.is_file() or hashlib.sha256(staged.read_bytes()).hexdigest() != sha256:
-        write_atomically(staged, binary, mode=0o755)
-    return {"UV_SHA256": sha256}
+    build_args = {}
+    for target in targets or (host_platform(),):
+        if target.native:
+            source, sha256 = uv_binary()
+            binary = source.read_bytes()
+            if hashlib.sha256(binary).hexdigest() != sha256:
+                raise MissingFile(
+                    f"{source} does not match the hash its wheel recorded: reinstall uv."
+                )
+        else:
+            binary, sha256 = foreign_uv_binary(target, ROOT / WHEEL_CACHE)
+        staged = context / uv_target(target)
+        if not staged.is_file() or hashlib.sha256(staged.read_bytes()).hexdigest() != sha256:
+            write_atomically(staged, binary, mode=0o755)
+        build_args[f"UV_SHA256_{target.arch.upper()}"] = sha256
+    return build_args
 
 
 def mounted_tiers(dockerfile: Path) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service_images import engine
-from service_images.build import BuildOptions, build_args, git
+from service_images.build import BuildOptions, prepare, git
 from service_images.variants import PROJECT_LABEL, ROOT, VARIANTS
 
 
@@ -23,13 +23,13 @@ def flag_values(command: list[str], flag: str) -> list[str]:
 def test_ca_bundle_is_only_a_secret(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
-    command = build_args(VARIANTS["ci"], BuildOptions(ca_bundle=str(bundle)))
+    command = prepare(VARIANTS["ci"], BuildOptions(ca_bundle=str(bundle))).argv()
     assert flag_values(command, "--secret") == [f"id=ca_bundle,src={bundle}"]
     assert sum(str(bundle) in arg for arg in command) == 1
 
 
 def test_labels_name_the_commit_and_the_project() -> None:
-    command = build_args(VARIANTS["full"], BuildOptions())
+    command = prepare(VARIANTS["full"], BuildOptions()).argv()
     labels = dict(value.split("=", 1) for value in flag_values(command, "--label"))
     assert labels["org.opencontainers.image.revision"] == git("rev-parse", "HEAD")
     assert labels[PROJECT_LABEL] == "true"
@@ -39,7 +39,7 @@ def test_labels_name_the_commit_and_the_project() -> None:
 
 def test_cache_flags_pass_through_and_empty_ones_are_dropped() -> None:
     options = BuildOptions(cache_from="type=registry,ref=r:cache", cache_to="", builder="remote")
-    command = build_args(VARIANTS["ci"], options)
+    command = prepare(VARIANTS["ci"], options).argv()
     assert flag_values(command, "--cache-from") == ["type=registry,ref=r:cache"]
     assert flag_values(command, "--cache-to") == []
     assert flag_values(command, "--builder") == ["remote"]
@@ -56,16 +56,16 @@ def test_another_platform_builds_on_its_own_base_and_uv(
     (tmp_path / VARIANTS["ci"].lock.name).write_bytes(VARIANTS["ci"].lock.read_bytes())
     (tmp_path / VARIANTS["ci"].dockerfile.name).write_text("FROM scratch\n")
     options = BuildOptions(platform="linux/arm64", context=tmp_path)
-    command = build_args(VARIANTS["ci"], options)
+    command = prepare(VARIANTS["ci"], options).argv()
     assert flag_values(command, "--platform") == ["linux/arm64"]
     build_arguments = dict(value.split("=", 1) for value in flag_values(command, "--build-arg"))
     assert build_arguments["BASE_IMAGE"] == "python:3.11-slim-arm64"
-    assert build_arguments["UV_SHA256"] == "ab" * 32
+    assert build_arguments["UV_SHA256_ARM64"] == "ab" * 32
     assert (tmp_path / ".build" / "uv-arm64").read_bytes() == b"arm uv"
     # A remote builder resolves the base for the platform itself: the name is left alone.
-    remote = build_args(
+    remote = prepare(
         VARIANTS["ci"], BuildOptions(platform="arm64", context=tmp_path, builder="b")
-    )
+    ).argv()
     assert "BASE_IMAGE=python:3.11-slim" in flag_values(remote, "--build-arg")
 
 
@@ -76,5 +76,5 @@ def test_another_platform_without_emulation_is_one_line(monkeypatch: pytest.Monk
     monkeypatch.setattr(platforms.host, "machine", lambda: "x86_64")
     monkeypatch.setattr(platforms.Platform, "emulation_ready", lambda self: self.native)
     with pytest.raises(EmulationUnavailable, match=r"no QEMU registered for aarch64"):
-        build_args(VARIANTS["ci"], BuildOptions(platform="linux/arm64"))
-    assert "--platform" not in build_args(VARIANTS["ci"], BuildOptions())
+        prepare(VARIANTS["ci"], BuildOptions(platform="linux/arm64")).argv()
+    assert "--platform" not in prepare(VARIANTS["ci"], BuildOptions()).argv()

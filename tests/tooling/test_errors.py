@@ -14,7 +14,7 @@ from commandline import assert_one_line_error, invoke, run
 
 import service_images
 from service_images import errors
-from service_images.build import BuildOptions, build_args, failure_summary
+from service_images.build import BuildOptions, prepare, failure_summary
 from service_images.cli import user_errors
 from service_images.errors import EXIT_CODES, MissingFile, ToolError
 from service_images.variants import VARIANTS
@@ -90,7 +90,7 @@ def test_buildkit_missing(tmp_path: Path) -> None:
 def test_missing_lock_file(tmp_path: Path) -> None:
     shutil.copy(VARIANTS["ci"].dockerfile, tmp_path)
     with pytest.raises(MissingFile) as error:
-        build_args(VARIANTS["ci"], BuildOptions(context=tmp_path))
+        prepare(VARIANTS["ci"], BuildOptions(context=tmp_path)).argv()
     assert error.value.exit_code == 5
     assert "requirements-ci.lock is missing" in error.value.message
     assert "invoke lock" in error.value.message
@@ -98,7 +98,7 @@ def test_missing_lock_file(tmp_path: Path) -> None:
 
 def test_missing_dockerfile(tmp_path: Path) -> None:
     with pytest.raises(MissingFile, match=r"Dockerfile\.ci is missing"):
-        build_args(VARIANTS["ci"], BuildOptions(context=tmp_path))
+        prepare(VARIANTS["ci"], BuildOptions(context=tmp_path)).argv()
 
 
 def test_doctor_blocks_without_an_engine(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from service_images import engine
-from service_images.build import BuildOptions, build_args, git, oci_labels
+from service_images.build import BuildOptions, prepare, git, oci_labels
 from service_images.variants import DEFAULT_BASE_IMAGE, VARIANTS
 
 BASE = "oci.example/team/python:3.11-slim"
@@ -51,9 +51,9 @@ def test_created_is_the_commit_time() -> None:
 
 def test_two_builds_of_one_commit_carry_the_same_labels() -> None:
     options = BuildOptions(base_image=BASE)
-    first = labels_of(build_args(VARIANTS["ci"], options))
+    first = labels_of(prepare(VARIANTS["ci"], options).argv())
     time.sleep(1.1)  # a wall-clock `created` would differ by now
-    assert labels_of(build_args(VARIANTS["ci"], options)) == first
+    assert labels_of(prepare(VARIANTS["ci"], options).argv()) == first
 
 
 def test_base_image_is_named_with_its_registry_digest() -> None:
@@ -88,6 +88,6 @@ def test_no_digest_label_where_the_engine_does_not_know_the_base(
 
 def test_a_remote_builder_s_base_gets_no_local_digest() -> None:
     """A remote BuildKit resolves the base itself: the local engine's copy says nothing about it."""
-    labels = labels_of(build_args(VARIANTS["ci"], BuildOptions(base_image=BASE, builder="remote")))
+    labels = labels_of(prepare(VARIANTS["ci"], BuildOptions(base_image=BASE, builder="remote")).argv())
     assert labels["org.opencontainers.image.base.name"] == BASE
     assert "org.opencontainers.image.base.digest" not in labels

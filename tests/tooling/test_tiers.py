@@ -85,7 +85,7 @@ def test_staging_writes_the_slices_of_the_contexts_lock_and_a_verified_uv(tmp_pa
     service = (tmp_path / ".build" / variant.name / "service.lock").read_text()
     assert "loguru===" in service, "the context's lock (a bench's bumped copy) is what is staged"
     _, sha256 = tiers.uv_binary()
-    assert args == {"UV_SHA256": sha256}
+    assert args == {"UV_SHA256_AMD64": sha256}
     staged = sorted(path.name for path in (tmp_path / ".build" / variant.name).iterdir())
     assert staged == sorted(f"{tier}.lock" for tier in tiers.split(variant))
     assert (tmp_path / tiers.uv_target(host_platform())).stat().st_mode & 0o111
