@@ -6,8 +6,11 @@ one table (`service_images/variants.py`).
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,73 +26,50 @@ from service_images.variants import DEFAULT_BASE_IMAGE, ROOT, VARIANTS, Variant,
 
 quiet_logs()
 
-BUILD_HELP = {
-    "tag": "Image tag (default: the variant's, e.g. python-ai-service:ci).",
-    "no_cache": "Build without BuildKit's layer cache.",
-    "base_image": f"Base image (default {DEFAULT_BASE_IMAGE}; `invoke base-image` makes one).",
-    "ca_bundle": "CA bundle to trust inside the build (default: SSL_CERT_FILE, "
-    "REQUESTS_CA_BUNDLE or PIP_CERT). Passed as a BuildKit secret, never stored in the image.",
-    "builder": "buildx builder to use (e.g. a remote BuildKit).",
-    "progress": "BuildKit progress output: plain (default) or tty.",
-    "cache_from": "buildx --cache-from (e.g. type=registry,ref=...): reuse a remote layer cache.",
-    "cache_to": "buildx --cache-to (e.g. type=registry,ref=...,mode=max): export the cache.",
-    "platform": "linux/amd64 or linux/arm64 (default: this machine's); another runs under QEMU, "
-    "on the base tagged for it (python:3.11-slim-arm64: `invoke base-image --platform ...`).",
-}
+BUILD_HELP = BuildOptions.user_options()
+
+
+def build_task(
+    name: str, doc: str, build: Callable[[BuildOptions], None], *, tag: bool
+) -> Task[Any]:
+    """A task whose options are BuildOptions' user options (one place documents them)."""
+    options = {name: text for name, text in BUILD_HELP.items() if tag or name != "tag"}
+    defaults = {f.name: f.default for f in dataclasses.fields(BuildOptions) if f.name in options}
+
+    def body(c: Context, **given: Any) -> None:
+        build(BuildOptions(**given))
+
+    parameters = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    parameters += [
+        inspect.Parameter(option, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+        for option, default in defaults.items()
+    ]
+    body.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    body.__doc__ = doc
+    made: Task[Any] = task(name=name, help=options, auto_shortflags=False)(user_errors()(body))
+    return made
 
 
 def variant_build_task(variant: Variant) -> Task[Any]:
     """`invoke build-<variant>`, made from the variants table."""
 
-    def build_variant(
-        c: Context,
-        tag: str | None = None,
-        no_cache: bool = False,
-        base_image: str = DEFAULT_BASE_IMAGE,
-        ca_bundle: str | None = None,
-        builder: str | None = None,
-        progress: str = "plain",
-        cache_from: str | None = None,
-        cache_to: str | None = None,
-        platform: str | None = None,
-    ) -> None:
-        options = BuildOptions(
-            tag, no_cache, base_image, ca_bundle, builder, progress, cache_from, cache_to,
-            platform=platform,
-        )  # fmt: skip
+    def build_variant(options: BuildOptions) -> None:
         build_image(variant, options)
 
-    build_variant.__doc__ = f"Build the {variant.description} ({variant.dockerfile.name})."
-    made: Task[Any] = task(name=f"build-{variant.name}", help=BUILD_HELP)(
-        user_errors()(build_variant)
-    )
-    return made
+    doc = f"Build the {variant.description} ({variant.dockerfile.name})."
+    return build_task(f"build-{variant.name}", doc, build_variant, tag=True)
 
 
 build_ci = variant_build_task(VARIANTS["ci"])
 build_full = variant_build_task(VARIANTS["full"])
 
 
-@task(help={name: text for name, text in BUILD_HELP.items() if name != "tag"})
-@user_errors()
-def build(
-    c: Context,
-    no_cache: bool = False,
-    base_image: str = DEFAULT_BASE_IMAGE,
-    ca_bundle: str | None = None,
-    builder: str | None = None,
-    progress: str = "plain",
-    cache_from: str | None = None,
-    cache_to: str | None = None,
-    platform: str | None = None,
-) -> None:
-    """Build every image variant."""
-    options = BuildOptions(
-        None, no_cache, base_image, ca_bundle, builder, progress, cache_from, cache_to,
-        platform=platform,
-    )  # fmt: skip
+def build_every_variant(options: BuildOptions) -> None:
     for variant in VARIANTS.values():
         build_image(variant, options)
+
+
+build = build_task("build", "Build every image variant.", build_every_variant, tag=False)
 
 
 @task(
@@ -119,11 +99,16 @@ def doctor(c: Context, base_image: str = DEFAULT_BASE_IMAGE, ca_bundle: str | No
     housekeeping.doctor(base_image=base_image, ca_bundle=ca_bundle)
 
 
-@task(help={"base": "Also remove the bootstrapped base image."})
+@task(
+    help={
+        "base": "Also remove the base image `invoke base-image` bootstrapped here.",
+        "running": "Also stop and remove this checkout's running containers.",
+    }
+)
 @user_errors()
-def clean(c: Context, base: bool = False) -> None:
-    """Remove what the project created: its images, stopped containers and build cache."""
-    housekeeping.clean(include_base=base)
+def clean(c: Context, base: bool = False, running: bool = False) -> None:
+    """Remove what this checkout created: its images, stopped containers, the project's cache."""
+    housekeeping.clean(include_base=base, running=running)
 
 
 @task(

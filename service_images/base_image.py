@@ -22,10 +22,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from service_images import archive, engine
+from service_images import archive, engine, ledger
 from service_images.errors import BudgetExceeded, BuildFailed, EmulationUnavailable, MissingFile
 from service_images.platforms import Platform, host_platform
-from service_images.variants import BASE_IMAGE_BUDGETS_MB, PROJECT_LABEL
+from service_images.variants import BASE_IMAGE_BUDGETS_MB, BASE_LABEL, PROJECT_LABEL
 
 SUITE = "bookworm"  # Debian 12 ships Python 3.11, the version the images are built for
 # python3-venv brings ensurepip and Debian's pip and setuptools wheels (python3-pip-whl,
@@ -99,7 +99,7 @@ def image_config(python_version: str) -> dict[str, object]:
     return {
         "Env": [f"PATH={PATH}", "LANG=C.UTF-8", f"PYTHON_VERSION={python_version}"],
         "Cmd": ["python3"],
-        "Labels": {PROJECT_LABEL: "true", "io.python-ai-service.base": f"debian-{SUITE}"},
+        "Labels": {PROJECT_LABEL: "true", BASE_LABEL: f"debian-{SUITE}"},
     }
 
 
@@ -141,7 +141,7 @@ def import_args(
         "ENV LANG=C.UTF-8",
         f"ENV PYTHON_VERSION={python_version}",
         'CMD ["python3"]',
-        f"LABEL {PROJECT_LABEL}=true io.python-ai-service.base=debian-{SUITE}",
+        f"LABEL {PROJECT_LABEL}=true {BASE_LABEL}=debian-{SUITE}",
     ]
     args = ["import", "--platform", (target or host_platform()).docker]
     for change in changes:
@@ -182,6 +182,7 @@ def bootstrap(tag: str, target: Platform | None = None) -> None:
             imported = engine.cli("load", "--input", str(archive))
     if imported.returncode != 0:
         raise BuildFailed(f"could not import {tag}: {imported.stderr.strip()}")
+    ledger.record_image(tag, str(engine.client().images.get(tag).id))
     size_mb, budget_mb = image_size_mb(tag), BASE_IMAGE_BUDGETS_MB[target.arch]
     if size_mb > budget_mb:
         raise BudgetExceeded(

@@ -13,7 +13,9 @@ import docker.errors
 import docker.models.containers
 import httpx
 
+from service_images import ledger
 from service_images.errors import ServiceNotReady
+from service_images.variants import PROJECT_LABEL
 
 SERVICE_PORT = "8000/tcp"
 
@@ -79,10 +81,12 @@ class Service:
 
 @contextlib.contextmanager
 def running(sdk: docker.DockerClient, image: str, **run_options: Any) -> Iterator[Service]:
-    """Start the image's own default command; the container is always removed afterwards."""
+    """Start the image's own default command; the container is always removed afterwards (and
+    carries this checkout's label, so `invoke clean` finds it if this process is killed)."""
     # Loopback only, on a port the engine picks (the stubs do not know None means that).
     ports: dict[str, Any] = {SERVICE_PORT: ("127.0.0.1", None)}
-    container = sdk.containers.create(image, ports=ports, **run_options)
+    labels = {PROJECT_LABEL: "true", **ledger.container_labels(), **run_options.pop("labels", {})}
+    container = sdk.containers.create(image, ports=ports, labels=labels, **run_options)
     try:
         started = time.monotonic()
         container.start()

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+import docker.errors
 from rich.console import Console
 from rich.table import Table
 
-from service_images import engine
+from service_images import engine, ledger
 from service_images.build import resolve_ca_bundle
 from service_images.buildcache import BuildCache
 from service_images.engine import MIN_ENGINE
 from service_images.errors import DoctorFailed, ToolError
-from service_images.variants import PROJECT_LABEL, VARIANT_LABEL, VARIANTS
+from service_images.variants import BASE_LABEL, BEFORE_DOCKERFILES, PROJECT_LABEL, VARIANTS
 
 FULL_BUILD_FREE_GB = 25  # a full build: ~10 GB image + ~10 GB build cache + downloads
 
@@ -97,25 +100,53 @@ def _disk_description() -> str:
     return f"{free_gb:.0f} GB free at {root}"
 
 
-def clean(*, include_base: bool) -> None:
-    """Remove the project's containers, images (base only if asked) and build cache."""
+def clean(*, include_base: bool, running: bool) -> None:
+    """Remove what this checkout made, and nothing else: its stopped containers (running ones
+    with `running`), the tags it set while they still name its images, those images once no tag
+    names them, the bootstrapped base with `include_base`, and the project's build cache."""
     sdk = engine.client()
-    label: dict[str, str | list[str] | bool] = {"label": PROJECT_LABEL}
-    for container in sdk.containers.list(all=True, filters=label):
+    mine: dict[str, str | list[str] | bool] = {
+        "label": f"{ledger.CHECKOUT_LABEL}={ledger.checkout_id()}"
+    }
+    for container in sdk.containers.list(all=True, filters=mine):
+        if container.status == "running" and not running:
+            print(f"==> left running container {container.short_id} (--running removes it)")
+            continue
         print(f"==> removing container {container.short_id} ({container.status})")
         container.remove(force=True)
-    for image in sdk.images.list(filters=label):
-        # Images built on the bootstrapped base inherit its labels; only the base has no variant.
-        if VARIANT_LABEL not in (image.labels or {}) and not include_base:
-            continue
-        for tag in image.tags or [str(image.id)]:
-            print(f"==> removing image {tag}")
-            sdk.images.remove(tag, force=True)
+    for tag, ids in ledger.images().items():
+        remove_images_of(sdk, tag, set(ids), include_base=include_base)
     cache = BuildCache()
-    ours, _ = cache.ours(variant.dockerfile for variant in VARIANTS.values())
-    if ours:
-        print(f"==> pruning {len(ours)} build cache mounts")
-        cache.prune(record.id for record in ours)
-    # Layer cache that no image refers to any more (ours, now that its images are gone).
-    print("==> pruning unused build cache")
-    cache.prune_unused_layers()
+    dockerfiles = [variant.dockerfile for variant in VARIANTS.values()]
+    dockerfiles += sorted(BEFORE_DOCKERFILES.glob("Dockerfile*"))
+    ours = cache.ours(dockerfiles)
+    left = cache.prune(record.id for record in ours)
+    print(f"==> pruned {len(ours) - len(left)} build cache records of the project's Dockerfiles")
+
+
+def remove_images_of(
+    sdk: docker.DockerClient, tag: str, ids: set[str], *, include_base: bool
+) -> None:
+    """Untag `tag` if it still names one of `ids`; remove those of `ids` no tag names any more."""
+    try:
+        image = sdk.images.get(tag)
+    except docker.errors.ImageNotFound:
+        image = None
+    if image is not None and image.id in ids:
+        if BASE_LABEL in (image.labels or {}) and not include_base:
+            return  # the bootstrapped base stays unless asked for: every build needs it
+        print(f"==> removing tag {tag}")
+        sdk.images.remove(tag)
+    gone = set()
+    for image_id in ids:
+        try:
+            left = sdk.images.get(image_id)
+        except docker.errors.ImageNotFound:
+            gone.add(image_id)
+            continue
+        if not left.tags:  # a tag of the user's, or another checkout's, keeps it
+            print(f"==> removing image {image_id[:19]}")
+            with contextlib.suppress(docker.errors.APIError):  # a container still uses it
+                sdk.images.remove(image_id)
+                gone.add(image_id)
+    ledger.forget(tag, gone)

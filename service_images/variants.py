@@ -20,10 +20,14 @@ BASE_IMAGE_BUDGET_MB = 148  # `invoke base-image`: min(160, measured 134 MB + 10
 # Per architecture: arm64's machine code is larger (measured 158 MB, the same packages).
 BASE_IMAGE_BUDGETS_MB = {"amd64": BASE_IMAGE_BUDGET_MB, "arm64": 174}  # arm64: 158 MB + 10 %
 
-# Every image, container and cache entry the project creates carries this label, so `invoke clean`
-# can remove exactly what the project made and nothing else.
+# Every image and container the project creates carries this label (what `invoke clean` removes
+# is what service_images/ledger.py says this checkout made).
 PROJECT_LABEL = "io.python-ai-service.project"
 VARIANT_LABEL = "io.python-ai-service.variant"
+BASE_LABEL = "io.python-ai-service.base"
+"""On the base image `invoke base-image` bootstraps (its value: the Debian release)."""
+BEFORE_DOCKERFILES = ROOT / "service_images" / "before"
+"""The pre-project Dockerfiles the bench measures against."""
 
 # Distributions that must never reach the light image, directly or transitively (glob patterns on
 # normalised distribution names).
