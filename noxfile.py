@@ -12,13 +12,18 @@ import argparse
 import nox
 
 from service_images import audit as dependency_audit
-from service_images import contract
+from service_images import contract, runlock
+from service_images import requirements as requirement_checks
 from service_images.build import BuildOptions, build_image
 from service_images.cli import quiet_logs, user_errors
+from service_images.files import ensure_writable
 from service_images.variants import ROOT, VARIANTS, get_variant
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
+# A second run of a session must not recreate the environment under a first one: each session
+# holds its lock (service_images/runlock.py) before it installs anything, and a second refuses.
+nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = [
     "lint",
@@ -38,6 +43,13 @@ REPORTS = ROOT / "reports"
 quiet_logs()
 
 
+def start(session: nox.Session) -> None:
+    """Hold this session's lock in this checkout, and check reports/ can be written, first."""
+    with user_errors():
+        runlock.hold(f"nox -s {session.name}")
+        ensure_writable(REPORTS)
+
+
 def junit(name: str) -> str:
     return f"--junitxml={REPORTS / f'{name}.xml'}"
 
@@ -45,17 +57,22 @@ def junit(name: str) -> str:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the service and tooling tests on the host (no Docker needed)."""
+    start(session)
     session.install("-r", "requirements-ci.txt", *TEST_REQUIREMENTS, "-e", ".")
     args = session.posargs or ["tests/service", "tests/tooling"]
     session.run("pytest", "-m", "not docker", junit("tests"), *args)
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def requirements(session: nox.Session) -> None:
     """Check both requirement files and locks: pins, heavy packages, drift, stale locks."""
-    # Installed, not imported in-process: the check runs with the pinned `packaging` it declares.
-    session.install("-e", ".")
-    session.run("python", "-m", "service_images.requirements", *session.posargs)
+    argparse.ArgumentParser(
+        prog="nox -s requirements --", description="Check the requirement files and locks."
+    ).parse_args(session.posargs)
+    start(session)
+    # In this process, with the task suite's pinned `packaging`: its exit code is the check's.
+    with user_errors():
+        session.log(requirement_checks.check())
 
 
 def verify_image(session: nox.Session, variant_name: str) -> None:
@@ -68,11 +85,15 @@ def verify_image(session: nox.Session, variant_name: str) -> None:
     )
     parser.add_argument("--image", help="verify this existing image instead of building one")
     args, pytest_args = parser.parse_known_args(session.posargs)
-    if args.image is None:  # built before anything is installed: a tool error fails at once
-        with user_errors():
-            build_image(variant, BuildOptions())
+    start(session)
+    image = args.image
+    with user_errors():
+        contract.check_arguments(variant.name, pytest_args)  # before a long build, not after
+        if image is None:  # built before anything is installed: a tool error fails at once
+            # The contract verifies what this build made, by its id: another build of the same
+            # tag (another checkout) may move the tag meanwhile.
+            image = build_image(variant, BuildOptions()).image_id
     session.install(*TEST_REQUIREMENTS, "-e", ".")
-    image = args.image or variant.tag
     arguments = contract.pytest_args(variant.name, image, junit(f"{variant.name}-image"))
     session.run("python", *arguments, *pytest_args)
 
@@ -92,6 +113,7 @@ def full_image(session: nox.Session) -> None:
 @nox.session
 def builds(session: nox.Session) -> None:
     """Prove the builds: no secrets from the context, failures name their step, a drop-in base."""
+    start(session)
     session.install(*TEST_REQUIREMENTS, "-e", ".")
     session.run("pytest", "tests/build", junit("builds"), *session.posargs)
 
@@ -99,6 +121,7 @@ def builds(session: nox.Session) -> None:
 @nox.session
 def contract_selftest(session: nox.Session) -> None:
     """Prove the image contract fails on deliberately broken CI images."""
+    start(session)
     with user_errors():
         build_image(get_variant("ci"), BuildOptions())  # the broken images start from it
     session.install(*TEST_REQUIREMENTS, "-e", ".")
@@ -108,6 +131,7 @@ def contract_selftest(session: nox.Session) -> None:
 @nox.session
 def readme_commands(session: nox.Session) -> None:
     """Run every command of the README's table in the set-up's virtual environment."""
+    start(session)
     session.install(*TEST_REQUIREMENTS, "-e", ".")
     session.run("pytest", "tests/readme", junit("readme-commands"), *session.posargs)
 
@@ -124,6 +148,7 @@ def lint(session: nox.Session) -> None:
     linters = session.posargs or list(LINTERS)
     if unknown := sorted(set(linters) - set(LINTERS)):
         session.error(f"Usage: nox -s lint -- [{' | '.join(LINTERS)} ...]; unknown: {unknown}")
+    start(session)
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     commands: list[tuple[str, ...]] = []
     if "ruff" in linters:
@@ -164,8 +189,8 @@ def audit(session: nox.Session) -> None:
         description="pip-audit over both hash-pinned locks. Exit 0: no known vulnerabilities; "
         "15: some (each listed); 11: the vulnerability service could not answer (no verdict).",
     ).parse_args(session.posargs)
+    start(session)
     session.install(*nox.project.dependency_groups(PYPROJECT, "audit"))
-    REPORTS.mkdir(exist_ok=True)
     audits: list[dependency_audit.LockAudit] = []
     with user_errors():
         for variant in VARIANTS.values():
@@ -187,5 +212,6 @@ def audit(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Measure both images against the pre-project Dockerfiles; not in the default run."""
+    start(session)
     session.install("-e", ".")
     session.run("python", "-m", "service_images.bench", *session.posargs)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import docker.errors
 
-from service_images.errors import EngineError, ToolError
+from service_images.errors import EngineError, Interrupted, ToolError
 
 DEBUG_VARIABLE = "SERVICE_IMAGES_DEBUG"
 NOISY_LOGGERS = ("docker", "urllib3", "httpx", "httpcore", "paramiko", "matplotlib", "PIL")
@@ -37,6 +37,9 @@ def user_errors() -> Iterator[None]:
         except docker.errors.APIError as error:
             reason = error.explanation or str(error)
             raise EngineError(f"the Docker engine failed a request: {reason}") from error
+        except KeyboardInterrupt:
+            # What the command started (containers, private engines) was removed on the way out.
+            raise Interrupted("interrupted.") from None
     except ToolError as error:
         if debugging():
             raise

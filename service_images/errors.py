@@ -146,6 +146,28 @@ class EngineUnavailable(ToolError):
     )
 
 
+class WriteFailed(ToolError):
+    exit_code = 26
+    meaning = "a file could not be written (its path is named; what was done before is printed)"
+
+
+class BadOption(ToolError):
+    exit_code = 27
+    meaning = "an option's value is not one the command accepts (the accepted values are shown)"
+
+
+class Busy(ToolError):
+    exit_code = 28
+    meaning = (
+        "the same command is already running in this checkout (the run that holds it is named)"
+    )
+
+
+class Interrupted(ToolError):
+    exit_code = 130
+    meaning = "interrupted (Ctrl-C): what the command had started is stopped and removed"
+
+
 # The one table: README.md's exit codes are rendered from it, and a test checks that every
 # ToolError the package defines is here with a code of its own.
 EXIT_CODES: tuple[type[ToolError], ...] = (
@@ -173,4 +195,8 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     EmulationUnavailable,
     EngineError,
     EngineUnavailable,
+    WriteFailed,
+    BadOption,
+    Busy,
+    Interrupted,
 )

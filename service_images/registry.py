@@ -31,6 +31,7 @@ import httpx
 
 from service_images import engine
 from service_images.errors import PushFailed, RegistryUnavailable
+from service_images.files import write_atomically
 from service_images.variants import IMAGE_NAME, ROOT, Variant
 
 REPORTS = ROOT / "reports"
@@ -210,9 +211,7 @@ def push(
 
 def write_report(result: PushResult, output: Path | None = None) -> Path:
     path = output or REPORTS / f"push-{result.variant}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.as_json(), indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_atomically(path, json.dumps(result.as_json(), indent=2) + "\n")
 
 
 # -- a throwaway registry on loopback -------------------------------------------------------------

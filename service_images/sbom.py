@@ -24,6 +24,7 @@ import docker
 import docker.errors
 
 from service_images.errors import ImageMissing, SbomMismatch, ScanCoverageGap, ToolError
+from service_images.files import write_atomically
 from service_images.platforms import Platform, get_platform, host_platform
 from service_images.variants import IMAGE_NAME, ROOT, Variant, normalise
 
@@ -218,9 +219,7 @@ def image_bom(sdk: docker.DockerClient, variant: Variant, image: str) -> dict[st
 
 
 def write(bom: Mapping[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(bom, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_atomically(path, json.dumps(bom, indent=2) + "\n")
 
 
 def default_output(variant: Variant) -> Path:

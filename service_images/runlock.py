@@ -1,0 +1,43 @@
+"""One run of a command per checkout at a time, where two would trample each other.
+
+Two `nox -s ci_image` in one checkout share the session's virtual environment and its reports;
+the second refuses in one line, naming the run that holds the checkout. The lock is an flock on a
+file under `.build/locks/`, so it goes with the process that holds it, however that process ends.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import time
+from typing import IO
+
+from service_images.errors import Busy
+from service_images.variants import ROOT
+
+LOCKS = ROOT / ".build" / "locks"
+_held: dict[str, IO[str]] = {}
+
+
+def hold(command: str) -> None:
+    """Hold `command`'s lock for the rest of this process, or Busy naming who holds it."""
+    if command in _held:
+        return
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    path = LOCKS / (re.sub(r"[^A-Za-z0-9_.-]+", "-", command).strip("-") + ".lock")
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise Busy(
+            f"`{command}` is already running in this checkout ({holder}): wait for it to end, or "
+            "run it from another clone."
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}, since {time.strftime('%H:%M:%S')}")
+    handle.flush()
+    _held[command] = handle
