@@ -8,6 +8,7 @@ build, ...) exits with the same code as the invoke task would (README, "When som
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import nox
 
@@ -54,25 +55,38 @@ def junit(name: str) -> str:
     return f"--junitxml={REPORTS / f'{name}.xml'}"
 
 
+def pytest(session: nox.Session, *args: str) -> None:
+    """Run pytest; a tool error it exits with (engine unreachable, image missing, ...) ends the run
+    with that code, as invoke would; failed tests (1) fail the session as usual."""
+    try:
+        session.run(*args)
+    except nox.command.CommandFailed as failed:
+        if failed.return_code not in (None, 1):
+            raise SystemExit(failed.return_code) from None
+        raise
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the service and tooling tests on the host (no Docker needed)."""
     start(session)
     session.install("-r", "requirements-ci.txt", *TEST_REQUIREMENTS, "-e", ".")
     args = session.posargs or ["tests/service", "tests/tooling"]
-    session.run("pytest", "-m", "not docker", junit("tests"), *args)
+    pytest(session, "pytest", "-m", "not docker", junit("tests"), *args)
 
 
 @nox.session(venv_backend="none")
 def requirements(session: nox.Session) -> None:
     """Check both requirement files and locks: pins, heavy packages, drift, stale locks."""
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         prog="nox -s requirements --", description="Check the requirement files and locks."
-    ).parse_args(session.posargs)
+    )
+    parser.add_argument("--root", type=Path, default=ROOT, help="where the files are")
+    args = parser.parse_args(session.posargs)
     start(session)
     # In this process, with the task suite's pinned `packaging`: its exit code is the check's.
     with user_errors():
-        session.log(requirement_checks.check())
+        session.log(requirement_checks.check(args.root))
 
 
 def verify_image(session: nox.Session, variant_name: str) -> None:
@@ -95,7 +109,7 @@ def verify_image(session: nox.Session, variant_name: str) -> None:
             image = build_image(variant, BuildOptions()).image_id
     session.install(*TEST_REQUIREMENTS, "-e", ".")
     arguments = contract.pytest_args(variant.name, image, junit(f"{variant.name}-image"))
-    session.run("python", *arguments, *pytest_args)
+    pytest(session, "python", *arguments, *pytest_args)
 
 
 @nox.session
@@ -115,7 +129,7 @@ def builds(session: nox.Session) -> None:
     """Prove the builds: no secrets from the context, failures name their step, a drop-in base."""
     start(session)
     session.install(*TEST_REQUIREMENTS, "-e", ".")
-    session.run("pytest", "tests/build", junit("builds"), *session.posargs)
+    pytest(session, "pytest", "tests/build", junit("builds"), *session.posargs)
 
 
 @nox.session
@@ -125,7 +139,9 @@ def contract_selftest(session: nox.Session) -> None:
     with user_errors():
         build_image(get_variant("ci"), BuildOptions())  # the broken images start from it
     session.install(*TEST_REQUIREMENTS, "-e", ".")
-    session.run("pytest", "tests/contract_selftest", junit("contract-selftest"), *session.posargs)
+    pytest(
+        session, "pytest", "tests/contract_selftest", junit("contract-selftest"), *session.posargs
+    )
 
 
 @nox.session
@@ -133,7 +149,7 @@ def readme_commands(session: nox.Session) -> None:
     """Run every command of the README's table in the set-up's virtual environment."""
     start(session)
     session.install(*TEST_REQUIREMENTS, "-e", ".")
-    session.run("pytest", "tests/readme", junit("readme-commands"), *session.posargs)
+    pytest(session, "pytest", "tests/readme", junit("readme-commands"), *session.posargs)
 
 
 # `nox -s lint -- NAME...` runs only some of them (e.g. the security scan runs `hadolint`).

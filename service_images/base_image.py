@@ -182,7 +182,8 @@ def bootstrap(tag: str, target: Platform | None = None) -> None:
             imported = engine.cli("load", "--input", str(archive))
     if imported.returncode != 0:
         raise BuildFailed(f"could not import {tag}: {imported.stderr.strip()}")
-    ledger.record_image(tag, str(engine.client().images.get(tag).id))
+    sdk = engine.client()
+    ledger.record_image(engine.engine_id(sdk), tag, str(sdk.images.get(tag).id))
     size_mb, budget_mb = image_size_mb(tag), BASE_IMAGE_BUDGETS_MB[target.arch]
     if size_mb > budget_mb:
         raise BudgetExceeded(

@@ -324,7 +324,7 @@ def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
         image_id = plan.iidfile.read_text().strip()
     finally:
         plan.iidfile.unlink(missing_ok=True)
-    ledger.record_image(plan.tag, image_id)
+    ledger.record_image(engine.engine_id(engine.client()), plan.tag, image_id)
     now = engine.cli("image", "inspect", "--format", "{{.Id}}", plan.tag).stdout.strip()
     if now != image_id:
         # Another build of the same tag (another checkout, say) finished after this one.

@@ -97,7 +97,9 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "invoke clean",
-        "remove what the project created: its images, containers, build cache (`--base` too)",
+        "remove what this checkout created and nothing else: the tags it set while they name "
+        "its images, its stopped containers (`--running`: running ones too), the project's "
+        "build cache (`--base`: the base it bootstrapped)",
         smoke="invoke clean --help",
     ),
     Command(

@@ -73,10 +73,16 @@ class Service:
                     if self.get("/health", timeout=1).status_code == 200:
                         return time.monotonic() - self.started
             time.sleep(0.05)
-        raise ServiceNotReady(
-            f"the container did not become {state} within {deadline_s:.0f} s "
-            f"(status {self.container.status}); its last logs:\n{self.logs()}"
-        )
+        elapsed = time.monotonic() - self.started
+        if self.container.status == "exited":
+            code = self.container.attrs["State"].get("ExitCode")
+            what = f"the container exited (code {code}) {elapsed:.1f} s after it started"
+        elif health == "unhealthy":
+            what = f"Docker reported the container unhealthy {elapsed:.1f} s after it started"
+        else:
+            goal = "answer /health" if state == "answers" else "become healthy"
+            what = f"the container did not {goal} within {deadline_s:.0f} s"
+        raise ServiceNotReady(f"{what}; its last logs:\n{self.logs()}")
 
 
 @contextlib.contextmanager

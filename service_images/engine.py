@@ -186,6 +186,11 @@ def run_build_on_terminal(args: Sequence[str]) -> int:
     return subprocess.run(build_command(args), check=False).returncode
 
 
+def engine_id(sdk: docker.DockerClient) -> str:
+    """The engine's own id (`docker info`): what this checkout made is recorded per engine."""
+    return str(sdk.info().get("ID") or os.environ.get("DOCKER_HOST", "default"))
+
+
 def image_exists(sdk: docker.DockerClient, tag: str) -> bool:
     try:
         sdk.images.get(tag)

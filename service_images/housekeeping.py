@@ -17,7 +17,14 @@ from service_images.build import resolve_ca_bundle
 from service_images.buildcache import BuildCache
 from service_images.engine import MIN_ENGINE
 from service_images.errors import DoctorFailed, ToolError
-from service_images.variants import BASE_LABEL, BEFORE_DOCKERFILES, PROJECT_LABEL, VARIANTS
+from service_images.platforms import host_platform
+from service_images.variants import (
+    BASE_LABEL,
+    BEFORE_DOCKERFILES,
+    PROJECT_LABEL,
+    VARIANT_LABEL,
+    VARIANTS,
+)
 
 FULL_BUILD_FREE_GB = 25  # a full build: ~10 GB image + ~10 GB build cache + downloads
 
@@ -83,9 +90,15 @@ def _base_description(image: str) -> str:
     sdk = engine.client()
     if not engine.image_exists(sdk, image):
         engine.ensure_base_image(sdk, image)
-    labels = sdk.images.get(image).labels or {}
-    origin = " (bootstrapped from Debian packages)" if PROJECT_LABEL in labels else ""
-    return f"{image}{origin}"
+    found = sdk.images.get(image)
+    host = host_platform()
+    if found.attrs.get("Architecture") != host.arch:
+        raise ToolError(
+            f"{image} is {found.attrs.get('Architecture')}, this machine builds {host.docker}: "
+            f"`invoke base-image`, or pass --base-image."
+        )
+    origin = " (bootstrapped from Debian packages)" if PROJECT_LABEL in (found.labels or {}) else ""
+    return f"{image}{origin}, {host.docker}"
 
 
 def _disk_description() -> str:
@@ -114,8 +127,9 @@ def clean(*, include_base: bool, running: bool) -> None:
             continue
         print(f"==> removing container {container.short_id} ({container.status})")
         container.remove(force=True)
-    for tag, ids in ledger.images().items():
-        remove_images_of(sdk, tag, set(ids), include_base=include_base)
+    engine_id = engine.engine_id(sdk)
+    for tag, ids in ledger.images(engine_id).items():
+        remove_images_of(sdk, engine_id, tag, set(ids), include_base=include_base)
     cache = BuildCache()
     dockerfiles = [variant.dockerfile for variant in VARIANTS.values()]
     dockerfiles += sorted(BEFORE_DOCKERFILES.glob("Dockerfile*"))
@@ -125,7 +139,7 @@ def clean(*, include_base: bool, running: bool) -> None:
 
 
 def remove_images_of(
-    sdk: docker.DockerClient, tag: str, ids: set[str], *, include_base: bool
+    sdk: docker.DockerClient, engine_id: str, tag: str, ids: set[str], *, include_base: bool
 ) -> None:
     """Untag `tag` if it still names one of `ids`; remove those of `ids` no tag names any more."""
     try:
@@ -133,8 +147,10 @@ def remove_images_of(
     except docker.errors.ImageNotFound:
         image = None
     if image is not None and image.id in ids:
-        if BASE_LABEL in (image.labels or {}) and not include_base:
-            return  # the bootstrapped base stays unless asked for: every build needs it
+        labels = image.labels or {}
+        # Images built on the bootstrapped base inherit its labels; only the base has no variant.
+        if BASE_LABEL in labels and VARIANT_LABEL not in labels and not include_base:
+            return  # the base stays unless asked for: every build needs it
         print(f"==> removing tag {tag}")
         sdk.images.remove(tag)
     gone = set()
@@ -149,4 +165,4 @@ def remove_images_of(
             with contextlib.suppress(docker.errors.APIError):  # a container still uses it
                 sdk.images.remove(image_id)
                 gone.add(image_id)
-    ledger.forget(tag, gone)
+    ledger.forget(engine_id, tag, gone)

@@ -2,9 +2,10 @@
 
 Image labels cannot say it: they are part of the image's config, and a label naming the checkout
 would make two machines' builds of one commit differ. So every build and `invoke base-image`
-records the tag it set and the image id it made in `.build/created.json`; `invoke clean` removes
-a tag only while it still names an image this checkout made (another checkout may have built the
-same tag since), and an image only once no tag names it (a tag the user added keeps it).
+records, per engine, the tag it set and the image id it made in `.build/created.json`; `invoke
+clean` removes
+a tag only while it still names an image this checkout made (another checkout may have built
+the same tag since), and an image only once no tag names it (a tag the user added keeps it).
 Containers, which are never pushed, carry CHECKOUT_LABEL instead.
 """
 
@@ -14,11 +15,10 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import socket
-import tempfile
 from collections.abc import Iterator
 
+from service_images.files import write_atomically
 from service_images.variants import ROOT
 
 LEDGER = ROOT / ".build" / "created.json"
@@ -35,41 +35,45 @@ def container_labels() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _locked() -> Iterator[dict[str, list[str]]]:
-    """The ledger (tag -> image ids), read and rewritten under a lock: builds run side by side."""
+def _locked(engine_id: str) -> Iterator[dict[str, list[str]]]:
+    """One engine's part of the ledger (tag -> image ids), read and rewritten under a lock."""
     LEDGER.parent.mkdir(parents=True, exist_ok=True)
     with (LEDGER.parent / ".created.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            entries: dict[str, list[str]] = (
-                json.loads(LEDGER.read_text()) if LEDGER.exists() else {}
-            )
-        except ValueError:
-            entries = {}  # a torn file from before the lock: start again
+            ledger: dict[str, dict[str, list[str]]] = json.loads(LEDGER.read_text())
+        except (OSError, ValueError):
+            ledger = {}  # none yet, or torn by a crash before the rename
+        entries = ledger.setdefault(engine_id, {})
         yield entries
-        handle, temporary = tempfile.mkstemp(dir=LEDGER.parent, prefix=".created.")
-        with os.fdopen(handle, "w") as out:
-            json.dump(entries, out, indent=1, sort_keys=True)
-        os.replace(temporary, LEDGER)
+        if not entries:
+            del ledger[engine_id]
+        write_atomically(LEDGER, json.dumps(ledger, indent=1, sort_keys=True))
 
 
-def record_image(tag: str, image_id: str) -> None:
-    with _locked() as entries:
+def record_image(engine_id: str, tag: str, image_id: str) -> None:
+    with _locked(engine_id) as entries:
         ids = entries.setdefault(tag, [])
         if image_id not in ids:
             ids.append(image_id)
 
 
-def images() -> dict[str, list[str]]:
-    """tag -> the image ids this checkout built under it."""
-    with _locked() as entries:
+def images(engine_id: str) -> dict[str, list[str]]:
+    """tag -> the image ids this checkout built under it on that engine."""
+    with _locked(engine_id) as entries:
         return {tag: list(ids) for tag, ids in entries.items()}
 
 
-def forget(tag: str, image_ids: set[str]) -> None:
-    with _locked() as entries:
+def forget(engine_id: str, tag: str, image_ids: set[str]) -> None:
+    with _locked(engine_id) as entries:
         left = [image for image in entries.get(tag, []) if image not in image_ids]
         if left:
             entries[tag] = left
         else:
             entries.pop(tag, None)
+
+
+def drop_engine(engine_id: str) -> None:
+    """Forget an engine that is gone (a private engine, removed with all it held)."""
+    with _locked(engine_id) as entries:
+        entries.clear()

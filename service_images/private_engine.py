@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from service_images import engine
+from service_images import engine, ledger
 from service_images.errors import EngineUnavailable
 
 STORES = ("containerd", "overlay2")
@@ -116,6 +116,7 @@ def running(store: str = "containerd") -> Iterator[PrivateEngine]:
     root = Path(tempfile.mkdtemp(prefix="service-images-engine-"))
     bridge = f"sie{secrets.token_hex(4)}"  # at most 15 characters, as Linux wants
     process: subprocess.Popen[bytes] | None = None
+    engine_id = ""
     try:
         subnet = _free_subnet()
         for command in (
@@ -152,22 +153,25 @@ def running(store: str = "containerd") -> Iterator[PrivateEngine]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches us, not it
             )
-        _wait_until_up(private, process)
+        engine_id = _wait_until_up(private, process)
         yield private
     finally:
         if process is not None:
             _stop(process)
+        if engine_id:
+            ledger.drop_engine(engine_id)
         _forget_network(bridge)
         _unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_until_up(private: PrivateEngine, process: subprocess.Popen[bytes]) -> None:
+def _wait_until_up(private: PrivateEngine, process: subprocess.Popen[bytes]) -> str:
+    """Its engine id, once it answers."""
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline and process.poll() is None:
-        answer = engine.cli("version", "--format", "{{.Server.Version}}", env=private.env())
-        if answer.returncode == 0:
-            return
+        answer = engine.cli("info", "--format", "{{.ID}}", env=private.env())
+        if answer.returncode == 0 and answer.stdout.strip():
+            return answer.stdout.strip()
         time.sleep(0.2)
     lines = (private.root / "dockerd.log").read_text(errors="replace").strip().splitlines()
     raise EngineUnavailable(

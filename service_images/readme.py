@@ -1,8 +1,9 @@
-"""README.md's generated sections: the command table, the exit codes and the bench figures.
+"""README.md's generated sections: the commands, the build options, the exit codes, the bench.
 
 Each section sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` and is rendered from its
-one source (commands.COMMANDS, errors.EXIT_CODES, the bench's JSON); `invoke readme` rewrites them
-and `invoke readme --check` fails when README.md differs from what they render.
+one source (commands.COMMANDS, build.BuildOptions, errors.EXIT_CODES, the bench's JSON);
+`invoke readme` rewrites them and `invoke readme --check` fails when README.md differs from what
+they render.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from service_images.bench import report
+from service_images.build import BuildOptions
 from service_images.commands import COMMANDS
 from service_images.errors import EXIT_CODES, ReadmeOutOfDate
 from service_images.variants import ROOT
@@ -31,6 +33,13 @@ def _cell(text: str) -> str:
 def render_commands() -> str:
     lines = ["| command | what it does |", "|---|---|"]
     lines += [f"| `{_cell(command.run)}` | {_cell(command.what)} |" for command in COMMANDS]
+    return "\n".join(lines)
+
+
+def render_build_options() -> str:
+    lines = ["| option | what it does |", "|---|---|"]
+    for name, text in BuildOptions.user_options().items():
+        lines.append(f"| `--{name.replace('_', '-')}` | {_cell(text)} |")
     return "\n".join(lines)
 
 
@@ -63,6 +72,7 @@ def sections(results: Path = BENCH_RESULTS) -> dict[str, str]:
     chart = BENCH_CHART if BENCH_CHART.is_file() else None
     return {
         "commands": render_commands(),
+        "build-options": render_build_options(),
         "exit-codes": render_exit_codes(),
         "bench": render_bench(results, chart),
     }

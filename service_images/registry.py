@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from service_images import engine
-from service_images.errors import PushFailed, RegistryUnavailable
+from service_images.errors import BadOption, ImageMissing, PushFailed, RegistryUnavailable
 from service_images.files import write_atomically
 from service_images.variants import IMAGE_NAME, ROOT, Variant
 
@@ -93,6 +93,22 @@ class PushResult:
 
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "pushed_bytes": self.pushed_bytes, "blobs": len(self.blobs)}
+
+
+REGISTRY = re.compile(
+    r"^(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(?P<port>\d{1,5}))?(?:/[a-z0-9._/-]+)?$"
+)
+
+
+def check_registry(registry: str) -> str:
+    """HOST[:PORT][/NAMESPACE], or BadOption saying what a registry looks like."""
+    found = REGISTRY.match(registry.rstrip("/"))
+    if found is None or (found["port"] is not None and not 0 < int(found["port"]) < 65536):
+        raise BadOption(
+            f"--registry {registry!r} is not HOST[:PORT][/NAMESPACE] (e.g. 127.0.0.1:5000, "
+            "ghcr.io/owner)."
+        )
+    return registry.rstrip("/")
 
 
 def repository(registry: str, name: str = IMAGE_NAME) -> str:
@@ -176,7 +192,11 @@ def push(
 ) -> PushResult:
     """Tag the local image as REGISTRY/python-ai-service:TAG, push it, read the manifests back."""
     local = image or variant.tag
-    reference = f"{repository(registry)}:{tag or variant.name}"
+    reference = f"{repository(check_registry(registry))}:{tag or variant.name}"
+    if not engine.image_exists(engine.client(), local):
+        raise ImageMissing(
+            f"image {local} is not here: build it (invoke build-{variant.name}) or pass --image."
+        )
     had_reference = _docker("image", "inspect", reference, timeout=60).returncode == 0
     tagged = _docker("tag", local, reference, timeout=60)
     if tagged.returncode != 0:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from service_images import contract, engine, private_engine, registry, sbom
-from service_images.build import BuildOptions, prepare, failure_summary, git
+from service_images.build import BuildOptions, failure_summary, git, prepare
 from service_images.private_engine import PrivateEngine
 from service_images.requirements import locked_versions
 from service_images.variants import DEFAULT_BASE_IMAGE, IMAGE_NAME, ROOT, get_variant
@@ -64,7 +64,9 @@ def build(
 ) -> tuple[float, list[str]]:
     """Build the CI image on a private engine; (seconds, BuildKit's plain output)."""
     with on.activated():
-        args = prepare(VARIANT, BuildOptions(tag=tag, cache_from=cache_from, cache_to=cache_to)).argv()
+        args = prepare(
+            VARIANT, BuildOptions(tag=tag, cache_from=cache_from, cache_to=cache_to)
+        ).argv()
         started = time.monotonic()
         code, lines = engine.run_build(args, echo=io.StringIO())
     assert code == 0, failure_summary(tag, lines, code)

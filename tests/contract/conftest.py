@@ -24,6 +24,7 @@ from saved_image import SavedImage, foreign_needles, scan
 
 from service_images.build import git, resolve_ca_bundle
 from service_images.containers import Service, running
+from service_images.errors import ImageMissing
 from service_images.platforms import Platform, by_architecture, host_platform
 from service_images.requirements import locked_versions
 from service_images.variants import LEFTOVER_PATTERNS, VARIANTS, Variant, get_variant
@@ -156,14 +157,17 @@ def image(
         if not names_a_registry(tag):
             pytest.exit(
                 f"image {tag} not found: build it (invoke build-{variant.name}) or pass --image.",
-                returncode=5,
+                returncode=ImageMissing.exit_code,
             )
     # An image pushed elsewhere (`invoke push` prints HOST/REPO@sha256:...): verify the very bytes
     # the registry holds, on an engine that never built them.
     try:
         return docker_client.images.pull(tag)
     except docker.errors.APIError as error:
-        pytest.exit(f"image {tag} is neither here nor pullable: {error.explanation}", returncode=5)
+        pytest.exit(
+            f"image {tag} is neither here nor pullable: {error.explanation}",
+            returncode=ImageMissing.exit_code,
+        )
 
 
 def names_a_registry(reference: str) -> bool:

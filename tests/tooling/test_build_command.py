@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from service_images import engine
-from service_images.build import BuildOptions, prepare, git
+from service_images.build import BuildOptions, git, prepare
 from service_images.variants import PROJECT_LABEL, ROOT, VARIANTS
 
 

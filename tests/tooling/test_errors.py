@@ -14,7 +14,7 @@ from commandline import assert_one_line_error, invoke, run
 
 import service_images
 from service_images import errors
-from service_images.build import BuildOptions, prepare, failure_summary
+from service_images.build import BuildOptions, failure_summary, prepare
 from service_images.cli import user_errors
 from service_images.errors import EXIT_CODES, MissingFile, ToolError
 from service_images.variants import VARIANTS

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from service_images import engine
-from service_images.build import BuildOptions, prepare, git, oci_labels
+from service_images.build import BuildOptions, git, oci_labels, prepare
 from service_images.variants import DEFAULT_BASE_IMAGE, VARIANTS
 
 BASE = "oci.example/team/python:3.11-slim"
@@ -88,6 +88,8 @@ def test_no_digest_label_where_the_engine_does_not_know_the_base(
 
 def test_a_remote_builder_s_base_gets_no_local_digest() -> None:
     """A remote BuildKit resolves the base itself: the local engine's copy says nothing about it."""
-    labels = labels_of(prepare(VARIANTS["ci"], BuildOptions(base_image=BASE, builder="remote")).argv())
+    labels = labels_of(
+        prepare(VARIANTS["ci"], BuildOptions(base_image=BASE, builder="remote")).argv()
+    )
     assert labels["org.opencontainers.image.base.name"] == BASE
     assert "org.opencontainers.image.base.digest" not in labels

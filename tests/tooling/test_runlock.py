@@ -1,0 +1,36 @@
+"""One run of a command per checkout: a second refuses in one line naming the first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from service_images import runlock
+from service_images.errors import Busy
+
+HOLD = """
+import sys, time
+from service_images import runlock
+runlock.hold(sys.argv[1])
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_run_refuses_while_the_first_holds_the_checkout() -> None:
+    command = f"nox -s test-runlock-{time.monotonic_ns()}"
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLD, command], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == "holding"
+        with pytest.raises(Busy, match=rf"`{command}` is already running .*pid {first.pid}"):
+            runlock.hold(command)
+    finally:
+        first.kill()
+        first.wait()
+    runlock.hold(command)  # the lock went with the process that held it
