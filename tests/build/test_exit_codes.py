@@ -162,3 +162,24 @@ def test_ctrl_c_halfway_is_130_and_one_line(command: tuple[str, ...], tmp_path: 
     assert [line for line in err.splitlines() if line.startswith("error: ")] == [
         "error: interrupted."
     ]
+
+
+def test_push_prints_the_digest_before_a_report_it_cannot_write(
+    local_registry: str, tmp_path: Path
+) -> None:
+    """A read-only report directory: the push happens, its digest is printed, then one line."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(reports)]
+    ).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        result = run(
+            "invoke", "push", "--image", "python:3.11-slim", "--registry", local_registry,
+            "--tag", "report-test", "--output", str(reports / "push.json"),
+        )  # fmt: skip
+    finally:
+        subprocess.run(["umount", str(reports)], check=True)
+    assert_one_line_error(result, errors.WriteFailed.exit_code, "push.json", "Read-only")
+    assert f"==> pushed {local_registry}/python-ai-service@sha256:" in result.stdout

@@ -154,6 +154,12 @@ def image(
     try:
         return docker_client.images.get(tag)
     except docker.errors.ImageNotFound:
+        if tag.startswith("sha256:"):  # the id a build made (nox -s ci_image)
+            pytest.exit(
+                f"image {tag} is no longer on this engine: another build of the same tag "
+                "replaced it (the containerd store keeps no untagged image); build again.",
+                returncode=ImageMissing.exit_code,
+            )
         if not names_a_registry(tag):
             pytest.exit(
                 f"image {tag} not found: build it (invoke build-{variant.name}) or pass --image.",
