@@ -139,6 +139,14 @@ class EngineError(ToolError):
     meaning = "the Docker engine failed a request (its reason is shown, e.g. no space left)"
 
 
+class IndexUnreachable(ToolError):
+    exit_code = 24
+    meaning = (
+        "a package index or Debian's archive is unreachable (check the network or proxy; nothing "
+        "was written)"
+    )
+
+
 # The one table: README.md's exit codes are rendered from it, and a test checks that every
 # ToolError the package defines is here with a code of its own.
 EXIT_CODES: tuple[type[ToolError], ...] = (
@@ -165,4 +173,5 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     UnknownPlatform,
     EmulationUnavailable,
     EngineError,
+    IndexUnreachable,
 )

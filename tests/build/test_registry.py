@@ -40,7 +40,7 @@ import pytest
 from service_images import contract, engine, registry, sbom, tiers
 from service_images.build import BuildOptions, build_args, failure_summary, git
 from service_images.buildcache import BuildCache, normalise_space
-from service_images.requirements import locked_versions
+from service_images.lockfile import locked_versions
 from service_images.variants import IMAGE_NAME, ROOT, get_variant
 
 VARIANT = get_variant("ci")
