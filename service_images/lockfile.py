@@ -51,7 +51,8 @@ class Entry:
     via: tuple[str, ...]
     """What pulled it in, from the lock's `# via` comments."""
     text: str
-    """Its requirement and hash lines as the lock has them, without the comments."""
+    """Its requirement and hash lines as the lock has them. Not its `# via` comments: a package
+    that gains a dependant in another tier must not change its own tier's slice (and layer)."""
 
     def installed_on(self, target: Platform) -> bool:
         return target.installs(self.marker)

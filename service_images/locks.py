@@ -193,7 +193,7 @@ def changes(old: Path, new: Path) -> str:
         return f"==> {old.name}: unchanged"
     if not old.is_file() or not old.name.endswith(".lock") or old.name == debian_tools.LOCK.name:
         return f"==> wrote {old.name}"
-    before = {n: e.version for n, e in lockfile.parse(old.read_text("utf-8"), old).entries.items()}
+    before = {n: e.version for n, e in lockfile.read(old).entries.items()}
     after = {n: e.version for n, e in lockfile.read(new).entries.items()}
     moved = [
         f"{name} {before.get(name, '-')} -> {after.get(name, '-')}"

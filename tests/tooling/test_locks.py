@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service_images import lockfile, locks
+from service_images import debian_tools, lockfile, locks
 from service_images.errors import IndexUnreachable, RequirementsProblem, ToolError
 from service_images.requirements import check
 from service_images.variants import ROOT, VARIANTS
@@ -59,8 +59,8 @@ def set_pin(root: Path, package: str, version: str) -> None:
 
 @pytest.mark.usefixtures("debian_index")
 def test_a_bump_moves_that_pin_only_and_a_second_run_nothing(root: Path) -> None:
-    python_locks = [path for path in locks.lock_files(root) if path.suffix in (".lock", ".toml")]
-    before = {path.name: pins(path) for path in python_locks if path.name != "debian-tools.lock"}
+    python_locks = [path for path in locks.lock_files(root) if path.name != debian_tools.LOCK.name]
+    before = {path.name: pins(path) for path in python_locks}
     set_pin(root, "loguru", "0.7.2")
     report = locks.lock_all(root)
     for name, old in before.items():
