@@ -62,7 +62,6 @@ class Entry:
 class Lock:
     """A requirements-format lock, parsed: its entries by name, and what is wrong with it."""
 
-    path: Path
     entries: dict[str, Entry]
     problems: tuple[str, ...]
 
@@ -90,7 +89,7 @@ def read(path: Path) -> Lock:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        return Lock(path, {}, (f"{path.name} is not text: run `invoke lock`.",))
+        return Lock({}, (f"{path.name} is not text: run `invoke lock`.",))
     return parse(text, path)
 
 
@@ -144,7 +143,7 @@ def parse(text: str, path: Path) -> Lock:
         entries[entry.name] = entry
     if not entries and not problems:
         problems.append(f"{name} locks nothing: run `invoke lock`.")
-    return Lock(path, entries, tuple(problems))
+    return Lock(entries, tuple(problems))
 
 
 def _entry(reading: _Reading, name: str, problems: list[str]) -> Entry | None:
