@@ -127,12 +127,19 @@ def test_image(c: Context, variant: str = "ci", image: str | None = None) -> Non
         c.run(shlex.join(command))
 
 
-@task(help={"upgrade": "Move every package to the newest version the pins allow."})
+@task(
+    help={
+        "upgrade": "Move every package to the newest version the pins allow.",
+        "upgrade_package": "Move this package to the newest version the pins allow; every other "
+        "pin stays where the current locks have it (repeatable).",
+    },
+    iterable=["upgrade_package"],
+)
 @user_errors()
-def lock(c: Context, upgrade: bool = False) -> None:
-    """Resolve requirements.txt and requirements-ci.txt into hash-pinned locks."""
-    for path in locks.lock_all(upgrade=upgrade):
-        print(f"==> wrote {path.name}")
+def lock(c: Context, upgrade: bool = False, upgrade_package: list[str] | None = None) -> None:
+    """Resolve requirements.txt and requirements-ci.txt into hash-pinned locks, all or none."""
+    for line in locks.lock_all(upgrade=upgrade, upgrade_packages=upgrade_package or ()):
+        print(line)
 
 
 @task(
@@ -229,7 +236,7 @@ def sbom(
     """Write a CycloneDX SBOM of what the image holds; exit 18 where it differs from the lock."""
     from service_images import engine
     from service_images import sbom as boms
-    from service_images.requirements import locked_versions
+    from service_images.lockfile import locked_versions
 
     chosen = get_variant(variant)
     bom = boms.image_bom(engine.client(), chosen, image or chosen.tag)
@@ -263,7 +270,7 @@ def scan_coverage(
 
     from service_images import engine
     from service_images import sbom as boms
-    from service_images.requirements import locked_versions
+    from service_images.lockfile import locked_versions
 
     def load(name: str, image: str | None, path: str | None) -> dict[str, Any]:
         if path:

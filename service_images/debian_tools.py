@@ -5,7 +5,7 @@ The Dockerfiles' `tools` stage fetches these Debian packages by their sha256 (ap
 and unpacks them; the install steps mount that stage to strip what they install, so no image
 carries them. Where a pinned file is gone from Debian's archive (a point release replaced it),
 the stage installs binutils with apt-get instead and says so. `invoke lock` writes the lock from
-the archive's index, for every platform the images are built for.
+the archive's index, for every platform the images are built for (`render`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from service_images.errors import MissingFile
+from service_images.errors import IndexUnreachable, MissingFile
 from service_images.platforms import PLATFORMS, Platform
 from service_images.variants import ROOT
 
@@ -54,7 +54,7 @@ def entries(target: Platform, index: str) -> list[str]:
     if missing := wanted - set(found):
         raise MissingFile(
             f"Debian {SUITE} has no {', '.join(sorted(missing))} for {target.debian}: "
-            f"{LOCK.name} was not written."
+            "no lock file was written."
         )
     return [found[name] for name in sorted(found)]
 
@@ -67,16 +67,22 @@ def fetch_index(target: Platform) -> str:
         # trust_env: the machine's proxy and CA bundle, as for pip and uv.
         response = httpx.get(url, follow_redirects=True, timeout=120)
         response.raise_for_status()
+    except httpx.HTTPStatusError as error:
+        if error.response.status_code < 500 and error.response.status_code != 407:
+            raise MissingFile(f"Debian's archive has no index {url}: {error}") from None
+        raise IndexUnreachable(f"Debian's archive did not answer for {url}: {error}") from None
     except httpx.HTTPError as error:
-        raise MissingFile(f"could not read Debian's index {url}: {error}") from None
+        raise IndexUnreachable(
+            f"Debian's archive is unreachable ({url}: {error or type(error).__name__}); "
+            "check the network or proxy: nothing was written."
+        ) from None
     return lzma.decompress(response.content).decode("utf-8")
 
 
-def lock() -> Path:
-    """Write debian-tools.lock for every platform in platforms.PLATFORMS."""
+def render() -> str:
+    """debian-tools.lock's text for every platform in platforms.PLATFORMS, from Debian's index."""
     lines = [line for target in PLATFORMS.values() for line in entries(target, fetch_index(target))]
-    LOCK.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
-    return LOCK
+    return HEADER + "\n".join(lines) + "\n"
 
 
 def lock_problems(root: Path) -> Iterator[str]:

@@ -139,6 +139,14 @@ class EngineError(ToolError):
     meaning = "the Docker engine failed a request (its reason is shown, e.g. no space left)"
 
 
+class IndexUnreachable(ToolError):
+    exit_code = 24
+    meaning = (
+        "a package index or Debian's archive is unreachable (check the network or proxy; nothing "
+        "was written)"
+    )
+
+
 class EngineUnavailable(ToolError):
     exit_code = 25
     meaning = (
@@ -194,6 +202,7 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     UnknownPlatform,
     EmulationUnavailable,
     EngineError,
+    IndexUnreachable,
     EngineUnavailable,
     WriteFailed,
     BadOption,

@@ -15,35 +15,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.markers import InvalidMarker
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from service_images import debian_tools, locks
+from service_images import debian_tools, lockfile, locks
 from service_images.cli import user_errors
 from service_images.errors import RequirementsProblem
-from service_images.platforms import PLATFORMS, Platform, host_platform
-from service_images.variants import ROOT, VARIANTS, Variant, normalise
+from service_images.lockfile import Entry
+from service_images.platforms import PLATFORMS
+from service_images.variants import ROOT, Variant, normalise
 
 # pip's inline comment: a `#` after whitespace ends the requirement.
 INLINE_COMMENT = re.compile(r"\s+#.*$")
-# A lock entry as uv and pip-compile write it: `name==version \` at the start of a line.
-LOCK_ENTRY = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(?P<version>[^\s;\\]+)"
-    r"(?:\s*;\s*(?P<marker>[^\\]*?))?\s*\\?\s*$"
-)
-LOCK_HASH = re.compile(r"^\s+--hash=sha256:(?P<hash>[0-9a-f]{64})\b")
 # Pure-Python packages PyPI has no wheel of: uv builds them in the install step on any platform
 # (setuptools, no compiler). Listed by name, so a new one is a decision, and still hash-pinned:
 # the lock must pin their sdist's hash.
 SDIST_ONLY = {"ta": "pure Python; its releases on PyPI are sdists only"}
-LOCK_VIA = re.compile(r"^\s+#\s+(?:via\s+)?(?P<source>\S.*)$")
 
 
 @dataclass(frozen=True)
@@ -70,42 +60,13 @@ class Direct:
         return specifier.version
 
 
-@dataclass(frozen=True)
-class Locked:
-    """One package pinned by a lock."""
-
-    version: str
-    via: tuple[str, ...]
-    """What pulled it in, from the lock's `# via` comments."""
-    marker: str | None = None
-    """Where it is installed (`platform_machine == 'x86_64'`); None: everywhere."""
-    hashes: frozenset[str] = frozenset()
-    """The sha256 digests the lock accepts for its files."""
-
-    def installed_on(self, target: Platform) -> bool:
-        return target.installs(self.marker)
-
-
 @dataclass
 class Files:
     """One variant's requirements and lock, parsed."""
 
     variant: Variant
     direct: dict[str, Direct] = dataclasses.field(default_factory=dict)
-    locked: dict[str, Locked] = dataclasses.field(default_factory=dict)
-
-
-def variants_at(root: Path) -> dict[str, Variant]:
-    """The variants table with its files under `root` instead of the repository."""
-    return {
-        name: dataclasses.replace(
-            variant,
-            dockerfile=root / variant.dockerfile.relative_to(ROOT),
-            requirements=root / variant.requirements.relative_to(ROOT),
-            lock=root / variant.lock.relative_to(ROOT),
-        )
-        for name, variant in VARIANTS.items()
-    }
+    locked: dict[str, Entry] = dataclasses.field(default_factory=dict)
 
 
 def read_requirements(path: Path, problems: list[str]) -> dict[str, Direct]:
@@ -128,71 +89,6 @@ def read_requirements(path: Path, problems: list[str]) -> dict[str, Direct]:
     return direct
 
 
-def read_lock(path: Path, problems: list[str]) -> dict[str, Locked]:
-    """`name==version` entries of a lock, with their markers, hashes and `# via` lines.
-
-    One version per package across every platform: a name locked twice (two versions under
-    different markers) is a problem, and the first entry is kept.
-    """
-    entries: dict[str, tuple[str, str | None, list[str], list[str]]] = {}
-    current: tuple[list[str], list[str]] | None = None  # (via, hashes) of the entry being read
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip() or line.startswith(("#", "-")):
-            current = None
-            continue
-        if line[0].isspace():
-            if current is None:
-                continue
-            if digest := LOCK_HASH.match(line):
-                current[1].append(digest["hash"])
-            # `-c` names a constraint file, which limits versions but pulls nothing in.
-            elif (
-                (via := LOCK_VIA.match(line))
-                and via["source"] != "via"
-                and not via["source"].startswith("-c ")
-            ):
-                current[0].append(via["source"].strip())
-            continue
-        match = LOCK_ENTRY.match(line)
-        if match is None:
-            problems.append(f"{path.name}:{number}: cannot parse lock entry {line.strip()!r}.")
-            current = None
-            continue
-        name, marker = normalise(match["name"]), (match["marker"] or "").strip() or None
-        if name in entries:
-            problems.append(
-                f"{path.name}:{number}: {name} is locked twice ({entries[name][0]} and "
-                f"{match['version']}): one version per package for every platform."
-            )
-            current = None
-            continue
-        if marker is not None:
-            try:
-                PLATFORMS["linux/amd64"].installs(marker)
-            except InvalidMarker as error:
-                problems.append(f"{path.name}:{number}: {name}: bad marker {marker!r} ({error}).")
-        current = ([], [])
-        entries[name] = (match["version"], marker, *current)
-    return {
-        name: Locked(version, tuple(via), marker, frozenset(hashes))
-        for name, (version, marker, via, hashes) in entries.items()
-    }
-
-
-def locked_versions(lock: Path, target: Platform | None = None) -> dict[str, str]:
-    """`{name: version}` of every package a lock pins for `target` (None: this machine's platform).
-
-    What an image of that platform must hold, exactly (the contract's and the SBOM's expectation):
-    the entries whose markers hold there.
-    """
-    problems: list[str] = []
-    entries = read_lock(lock, problems)
-    if problems:
-        raise RequirementsProblem(" ".join(problems))
-    target = target or host_platform()
-    return {name: entry.version for name, entry in entries.items() if entry.installed_on(target)}
-
-
 def read_files(variant: Variant, problems: list[str]) -> Files:
     files = Files(variant)
     for path in (variant.requirements, variant.lock):
@@ -201,7 +97,9 @@ def read_files(variant: Variant, problems: list[str]) -> Files:
     if variant.requirements.is_file():
         files.direct = read_requirements(variant.requirements, problems)
     if variant.lock.is_file():
-        files.locked = read_lock(variant.lock, problems)
+        lock = lockfile.read(variant.lock)
+        files.locked = lock.entries
+        problems += lock.problems
     return files
 
 
@@ -269,23 +167,22 @@ def wheel_problems(files: Files) -> Iterator[str]:
     """Every entry has, on every platform that installs it, a wheel whose hash the lock pins.
 
     The wheels' file names come from the lock's PEP 751 twin (`invoke lock` writes both from the
-    same inputs): a package that would need a compiler on one platform is named here, offline,
+    same pins): a package that would need a compiler on one platform is named here, offline,
     not by a failed build on that platform.
     """
     variant, lock = files.variant, files.variant.lock
-    path = locks.wheels_file(variant)
+    path = lockfile.wheels_file(variant)
     if not lock.is_file():
         return  # already reported as missing
     if not path.is_file():
         yield f"{path.name} is missing (the wheels of {lock.name}): run `invoke lock`."
         return
     try:
-        packages = tomllib.loads(path.read_text(encoding="utf-8"))["packages"]
-        index = {(normalise(p["name"]), str(p["version"])): p for p in packages}
-    except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
-        yield f"{path.name} is not a PEP 751 lock ({error}): run `invoke lock`."
+        index = lockfile.read_pylock(path)
+    except RequirementsProblem as error:
+        yield error.message
         return
-    if locks.recorded_digest(path) != locks.recorded_digest(lock):
+    if lockfile.recorded_digest(path) != lockfile.recorded_digest(lock):
         yield f"{path.name} and {lock.name} come from different inputs: run `invoke lock`."
     pinned = {(name, entry.version) for name, entry in files.locked.items()}
     if differ := sorted(f"{name}=={version}" for name, version in pinned ^ index.keys()):
@@ -297,11 +194,10 @@ def wheel_problems(files: Files) -> Iterator[str]:
     for name, entry in sorted(files.locked.items()):
         if (name, entry.version) not in index:
             continue  # reported above
-        wheels = [
-            (wheel_name(wheel), wheel) for wheel in index[name, entry.version].get("wheels", [])
-        ]
+        files_of = index[name, entry.version]
+        wheels = [(lockfile.wheel_name(wheel), wheel) for wheel in files_of.get("wheels", [])]
         if name in SDIST_ONLY and not wheels:
-            sdist = index[name, entry.version].get("sdist", {})
+            sdist = files_of.get("sdist", {})
             if sdist.get("hashes", {}).get("sha256") not in entry.hashes:
                 yield f"{name}=={entry.version}: {lock.name} pins no hash of its sdist."
             continue
@@ -309,7 +205,7 @@ def wheel_problems(files: Files) -> Iterator[str]:
             if not entry.installed_on(target):
                 continue
             fits = [
-                (file, wheel) for file, wheel in wheels if file and supported & wheel_tags(file)
+                (file, wheel) for file, wheel in wheels if supported & lockfile.wheel_tags(file)
             ]
             if not fits:
                 yield (
@@ -325,22 +221,11 @@ def wheel_problems(files: Files) -> Iterator[str]:
                 )
 
 
-def wheel_name(wheel: Mapping[str, object]) -> str:
-    return str(wheel.get("name") or str(wheel.get("url", "")).rpartition("/")[2])
-
-
-def wheel_tags(filename: str) -> frozenset[Tag]:
-    try:
-        return parse_wheel_filename(filename)[3]
-    except InvalidWheelFilename:
-        return frozenset()
-
-
 def staleness_problems(variant: Variant, variants: Mapping[str, Variant]) -> Iterator[str]:
-    inputs = locks.lock_inputs(variant, variants)
+    inputs = lockfile.lock_inputs(variant, variants)
     if not variant.lock.is_file() or not all(path.is_file() for path in inputs):
         return  # already reported as missing
-    if locks.is_stale(variant, variants):
+    if lockfile.is_stale(variant, variants):
         yield (
             f"{variant.lock.name} is stale: it was not made from the current "
             f"{' and '.join(path.name for path in inputs)}; run `invoke lock`."
@@ -354,19 +239,17 @@ def build_lock_problems(root: Path) -> Iterator[str]:
         missing = source if not source.is_file() else lock
         yield f"{missing.name} is missing: run `invoke lock`."
         return
-    if locks.recorded_digest(lock) != locks.files_digest([source]):
+    if lockfile.recorded_digest(lock) != lockfile.files_digest([source]):
         yield (
             f"{lock.name} is stale: it was not made from the current {source.name}; "
             "run `invoke lock`."
         )
-    unhashed = [name for name, entry in read_lock(lock, []).items() if not entry.hashes]
-    if unhashed:
-        yield f"{lock.name} pins {', '.join(unhashed)} without a hash: run `invoke lock`."
+    yield from lockfile.read(lock).problems
 
 
 def check(root: Path = ROOT) -> str:
     """Check the requirements and locks under `root`; the summary line, or RequirementsProblem."""
-    variants = variants_at(root)
+    variants = lockfile.variants_at(root)
     problems: list[str] = []
     parsed = {name: read_files(variant, problems) for name, variant in variants.items()}
     for files in parsed.values():

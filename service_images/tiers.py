@@ -16,18 +16,17 @@ import hashlib
 import importlib.metadata
 import io
 import re
-import tomllib
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 
-from service_images import debian_tools, locks
+from service_images import debian_tools, lockfile, locks
 from service_images.errors import BuildFailed, MissingFile, RequirementsProblem
 from service_images.files import write_atomically
+from service_images.lockfile import Entry, wheel_tags
 from service_images.platforms import Platform, host_platform
-from service_images.requirements import LOCK_ENTRY, Locked, read_lock, wheel_name, wheel_tags
 from service_images.variants import ROOT, TIERS, Tier, Variant, normalise
 
 STAGE_DIR = ".build"
@@ -47,25 +46,7 @@ def uv_target(target: Platform) -> str:
     return f"{STAGE_DIR}/uv-{target.arch}"
 
 
-def entry_blocks(lock_text: str) -> dict[str, str]:
-    """Each `name==version` entry of a lock with its hash lines.
-
-    The `# via` comments are left out: a package that gains a dependant in another tier must not
-    change this tier's slice, or its layer would be rebuilt for nothing.
-    """
-    blocks: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in lock_text.splitlines():
-        if match := LOCK_ENTRY.match(line):
-            current = blocks.setdefault(normalise(match["name"]), [])
-        elif not line[:1].isspace():
-            current = None
-        if current is not None and not line.lstrip().startswith("#"):
-            current.append(line)
-    return {name: "\n".join(lines) + "\n" for name, lines in blocks.items()}
-
-
-def requirements_of(locked: Mapping[str, Locked]) -> dict[str, set[str]]:
+def requirements_of(locked: Mapping[str, Entry]) -> dict[str, set[str]]:
     """package -> the locked packages it requires, read from the lock's `# via` comments."""
     needs: dict[str, set[str]] = {name: set() for name in locked}
     for name, entry in locked.items():
@@ -76,7 +57,7 @@ def requirements_of(locked: Mapping[str, Locked]) -> dict[str, set[str]]:
     return needs
 
 
-def assign(locked: Mapping[str, Locked], tiers: tuple[Tier, ...] = TIERS) -> dict[str, list[str]]:
+def assign(locked: Mapping[str, Entry], tiers: tuple[Tier, ...] = TIERS) -> dict[str, list[str]]:
     """tier name -> its packages (sorted), in tier order; empty tiers are left out."""
     needs = requirements_of(locked)
     left = set(locked)
@@ -100,19 +81,15 @@ def assign(locked: Mapping[str, Locked], tiers: tuple[Tier, ...] = TIERS) -> dic
 
 
 def split(variant: Variant, lock: Path | None = None) -> dict[str, str]:
-    """tier name -> that tier's slice of the variant's lock (or of `lock`, a copy of it)."""
-    lock = lock or variant.lock
-    if not lock.is_file():
-        raise MissingFile(f"{lock} is missing: run `invoke lock`.")
-    problems: list[str] = []
-    locked = read_lock(lock, problems)
-    if problems:
-        raise RequirementsProblem(" ".join(problems))
-    blocks = entry_blocks(lock.read_text(encoding="utf-8"))
+    """tier name -> that tier's slice of the variant's lock (or of `lock`, a copy of it).
+
+    An empty, cut-off or unparsable lock is a RequirementsProblem: no slice is made from it.
+    """
+    entries = lockfile.read(lock or variant.lock).checked()
     header = f"# {variant.lock.name}, one install tier of it (service_images/tiers.py)\n"
     return {
-        tier: header + "".join(blocks[name] for name in members)
-        for tier, members in assign(locked).items()
+        tier: header + "".join(entries[name].text for name in members)
+        for tier, members in assign(entries).items()
     }
 
 
@@ -144,18 +121,17 @@ def foreign_uv_binary(target: Platform, cache: Path) -> tuple[bytes, str]:
     """
     version = locks.uv_pin()
     try:
-        packages = tomllib.loads(locks.TOOLS_WHEELS.read_text(encoding="utf-8"))["packages"]
-        (uv,) = [p for p in packages if p["name"] == "uv" and p["version"] == version]
-    except (OSError, tomllib.TOMLDecodeError, KeyError, ValueError):
+        uv = lockfile.read_pylock(locks.TOOLS_WHEELS)[("uv", version)]
+    except (RequirementsProblem, KeyError):
         raise MissingFile(
             f"{locks.TOOLS_WHEELS.name} has no uv {version} (pyproject's pin): run `invoke lock`."
         ) from None
     supported = target.wheel_tags()
-    fitting = [w for w in uv.get("wheels", []) if supported & wheel_tags(wheel_name(w))]
+    fitting = [w for w in uv.get("wheels", []) if supported & wheel_tags(lockfile.wheel_name(w))]
     if not fitting:
         raise MissingFile(f"uv {version} has no wheel for {target.docker} on PyPI.")
     wheel = fitting[0]
-    name, sha256 = wheel_name(wheel), str(wheel["hashes"]["sha256"])
+    name, sha256 = lockfile.wheel_name(wheel), str(wheel["hashes"]["sha256"])
     path = cache / name
     data = path.read_bytes() if path.is_file() else b""
     if hashlib.sha256(data).hexdigest() != sha256:
@@ -180,11 +156,16 @@ def foreign_uv_binary(target: Platform, cache: Path) -> tuple[bytes, str]:
 def stage(
     variant: Variant, context: Path, targets: tuple[Platform, ...] | None = None
 ) -> dict[str, str]:
-    """Write the tier slices of the context's lock and uv for each of `targets` (default: the
-    host's platform) into `context/.build`; the build args that go with them (the sha256 each uv
-    binary's wheel recorded, by architecture: UV_SHA256_AMD64, UV_SHA256_ARM64)."""
-    for tier, text in split(variant, context / variant.lock.relative_to(ROOT)).items():
-        write_atomically(context / STAGE_DIR / variant.name / f"{tier}.lock", text.encode())
+    """Write the tier slices of the context's lock, and no other, and uv for each of `targets`
+    (default: the host's platform) into `context/.build`; the build args that go with them (the
+    sha256 each uv binary's wheel recorded, by architecture: UV_SHA256_AMD64, UV_SHA256_ARM64)."""
+    slices = split(variant, context / variant.lock.relative_to(ROOT))
+    directory = context / STAGE_DIR / variant.name
+    for tier, text in slices.items():
+        write_atomically(directory / f"{tier}.lock", text.encode())
+    # Only this build's slices: a tier the lock no longer has leaves no old slice to mount.
+    for stale in set(directory.glob("*.lock")) - {directory / f"{t}.lock" for t in slices}:
+        stale.unlink(missing_ok=True)
     build_args = {}
     for target in targets or (host_platform(),):
         if target.native:

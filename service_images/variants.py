@@ -117,6 +117,8 @@ class Variant:
     """Distribution patterns that must not be installed."""
     backends: tuple[str, ...] = ()
     """Deep-learning backends the image must import and run."""
+    constrained_by: str | None = None
+    """The variant whose lock constrains this one's resolution, so shared packages agree."""
 
     @property
     def tag(self) -> str:
@@ -142,6 +144,7 @@ VARIANTS: dict[str, Variant] = {
             lock=ROOT / "requirements-ci.lock",
             description="light image for CI: the service without TensorFlow/PyTorch",
             forbidden=HEAVY_PACKAGES,
+            constrained_by="full",
             budgets=Budgets(
                 image_mb=700,
                 size_over_base_ratio=0.45,

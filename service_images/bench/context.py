@@ -3,22 +3,21 @@
 Ours builds from a copy of the repository's build inputs; the "before" Dockerfiles build from a
 directory laid out like the write-up's `./python-ai-service` context (app/ and both requirement
 files). The two changes the bench times a rebuild after are made to both copies alike: a
-service-code-only change, and a bump of one light dependency (in the requirement files, and in
-the locks with the new version's real hashes, so the hash-checked install accepts it).
+service-code-only change, and a bump of one light dependency (in the requirement files; ours then
+runs `invoke lock`'s own function in its copy, as README tells users to, so only that pin moves).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from service_images import locks
 from service_images.errors import RequirementsProblem
-from service_images.tiers import entry_blocks, install_inputs
+from service_images.tiers import install_inputs
 from service_images.variants import ROOT, VARIANTS
 
 BEFORE_DIR = Path("service_images/before")
@@ -43,7 +42,9 @@ LIGHT_BUMP = Bump("loguru", "0.7.2")
 def copy_context(destination: Path) -> Path:
     """What the builds need, copied so that changes never touch the real tree."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".env*", "*.pem", "*.key")
-    paths = {Path(".dockerignore"), SERVICE, BEFORE_DIR}
+    paths = {Path(".dockerignore"), SERVICE, BEFORE_DIR, Path("pyproject.toml")}
+    paths |= {locks.BUILD_REQUIREMENTS.relative_to(ROOT)}
+    paths |= {path.relative_to(ROOT) for path in locks.lock_files()}
     for variant in VARIANTS.values():
         paths |= {variant.dockerfile.relative_to(ROOT), variant.requirements.relative_to(ROOT)}
         paths |= {path.relative_to(ROOT) for path in install_inputs(variant)}
@@ -71,35 +72,9 @@ def change_service_code(context: Path) -> None:
             handle.write(f"\n# bench: a code-only change at {time.time_ns()}\n")
 
 
-def locked_block(bump: Bump) -> str:
-    """The bumped release's lock entry with its hashes, resolved by uv like `invoke lock`."""
-    command = [
-        locks.uv_executable(), "pip", "compile", "-", "--no-deps", "--generate-hashes",
-        "--no-header", "--python-version", locks.PYTHON_VERSION,
-        "--python-platform", locks.PLATFORM,
-    ]  # fmt: skip
-    env = locks.environment()
-    result = subprocess.run(
-        command,
-        input=f"{bump.package}=={bump.to}\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    blocks = entry_blocks(result.stdout)
-    if result.returncode != 0 or bump.package not in blocks:
-        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RequirementsProblem(
-            f"cannot resolve {bump.package}=={bump.to} for the bench: {reason}"
-        )
-    return blocks[bump.package]
-
-
 def bump_light_dependency(context: Path, bump: Bump = LIGHT_BUMP) -> str:
-    """Move `bump.package` to `bump.to` in both copies; what changed, for the report."""
-    block = locked_block(bump)
+    """Move `bump.package` to `bump.to` in both copies, then lock ours with `invoke lock`'s
+    function, every other pin kept; what changed, for the report."""
     pin = re.compile(rf"^{re.escape(bump.package)}==\S+", re.MULTILINE)
     old = ""
     for variant in VARIANTS.values():
@@ -110,16 +85,10 @@ def bump_light_dependency(context: Path, bump: Bump = LIGHT_BUMP) -> str:
             text = requirements.read_text(encoding="utf-8")
             old = old or (pin.search(text) or [""])[0]
             requirements.write_text(pin.sub(f"{bump.package}=={bump.to}", text), encoding="utf-8")
-        lock = context / variant.lock.name
-        text = lock.read_text(encoding="utf-8")
-        current = entry_blocks(text)[bump.package]
-        # The entry without its `# via` lines: replace exactly the name, version and hashes.
-        start = text.index(current.splitlines()[0])
-        end = start + len("\n".join(current.splitlines()))
-        lock.write_text(text[:start] + block.rstrip("\n") + text[end:], encoding="utf-8")
     if old == f"{bump.package}=={bump.to}":
         # A bump that changes nothing would time a cache hit and call it a rebuild.
         raise RequirementsProblem(
             f"{old} is already pinned: bump {bump.package} to another release."
         )
+    locks.lock_all(context, upgrade_packages=(bump.package,))
     return f"{old} -> {bump.package}=={bump.to}"

@@ -3,6 +3,7 @@ made, by the id BuildKit wrote, not whatever the tag names by the time it is rea
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import docker
@@ -51,7 +52,5 @@ def test_a_build_reports_its_own_image_when_another_moves_the_tag(
             assert docker_client.images.get(result.image_id).labels["race"] == "first"
     finally:
         for image in {TAG, *(i.id for i in docker_client.images.list(filters={"label": "race"}))}:
-            try:
+            with contextlib.suppress(docker.errors.ImageNotFound):
                 docker_client.images.remove(image, force=True)
-            except docker.errors.ImageNotFound:
-                pass

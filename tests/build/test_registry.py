@@ -34,8 +34,8 @@ import pytest
 
 from service_images import contract, engine, private_engine, registry, sbom
 from service_images.build import BuildOptions, failure_summary, git, prepare
+from service_images.lockfile import locked_versions
 from service_images.private_engine import PrivateEngine
-from service_images.requirements import locked_versions
 from service_images.variants import DEFAULT_BASE_IMAGE, IMAGE_NAME, ROOT, get_variant
 
 VARIANT = get_variant("ci")

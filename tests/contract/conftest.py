@@ -25,8 +25,8 @@ from saved_image import SavedImage, foreign_needles, scan
 from service_images.build import git, resolve_ca_bundle
 from service_images.containers import Service, running
 from service_images.errors import ImageMissing
+from service_images.lockfile import locked_versions
 from service_images.platforms import Platform, by_architecture, host_platform
-from service_images.requirements import locked_versions
 from service_images.variants import LEFTOVER_PATTERNS, VARIANTS, Variant, get_variant
 
 PROBE = (Path(__file__).parent / "probe.py").read_text()

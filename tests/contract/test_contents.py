@@ -8,8 +8,7 @@ import pytest
 from conftest import Emulation
 from saved_image import SavedImage
 
-from service_images import tiers
-from service_images.requirements import read_lock
+from service_images import lockfile, tiers
 from service_images.variants import Variant
 
 
@@ -75,7 +74,7 @@ def test_each_install_tier_is_a_layer_of_its_own(
     (service_images/tiers.py, from the lock and variants.TIERS), less what the image's platform
     does not install (the lock's markers).
     """
-    locked = read_lock(variant.lock, [])
+    locked = lockfile.read(variant.lock).entries
     assigned = tiers.assign(locked)
     expected = {
         name: members

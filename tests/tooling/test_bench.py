@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from service_images import debian_tools, lockfile, locks
 from service_images.bench import context, machine, memory, report
 from service_images.bench import run as bench_run
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
 from service_images.errors import MissingFile
+from service_images.requirements import check
 from service_images.variants import ROOT, VARIANTS, Budgets
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
@@ -376,12 +378,18 @@ def test_code_change_happens_in_both_copies_only(tmp_path: Path) -> None:
     assert not list(copied.rglob("__pycache__"))
 
 
-def test_bump_moves_one_package_in_every_file_and_nothing_else(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def pinned(lock: Path) -> set[tuple[str, str]]:
+    """(name, version) of every package a requirements-format or PEP 751 lock pins."""
+    if lock.suffix == ".toml":
+        return set(lockfile.read_pylock(lock))
+    return {(name, entry.version) for name, entry in lockfile.read(lock).entries.items()}
+
+
+@pytest.mark.usefixtures("debian_index")
+def test_bump_moves_one_package_in_every_file_and_nothing_else(tmp_path: Path) -> None:
+    """The bump runs `invoke lock`'s function in the copy (uv, against PyPI): only its pin moves,
+    in every lock file, and the copy passes the requirements check."""
     bump = context.LIGHT_BUMP
-    entry = f"{bump.package}=={bump.to} \\\n    --hash=sha256:{'0' * 64}\n"
-    monkeypatch.setattr(context, "locked_block", lambda _: entry)
     copied = context.copy_context(tmp_path / "context")
     said = context.bump_light_dependency(copied)
     assert said.endswith(f"-> {bump.package}=={bump.to}"), said
@@ -394,10 +402,17 @@ def test_bump_moves_one_package_in_every_file_and_nothing_else(
             assert f"{bump.package}=={bump.to}\n" in text, path
             original = variant.requirements.read_text().splitlines()
             assert sum(a != b for a, b in zip(original, text.splitlines(), strict=True)) == 1
-        lock = (copied / variant.lock.name).read_text()
-        assert entry.rstrip() in lock
-        assert lock.count(f"\n{bump.package}==") == 1
-        assert "# via" in lock.split(f"{bump.package}=={bump.to}", 1)[1].split("==", 1)[0]
+    variant_files = {
+        path.name for v in VARIANTS.values() for path in (v.lock, lockfile.wheels_file(v))
+    }
+    for lock in locks.lock_files():
+        if lock == debian_tools.LOCK:
+            assert (copied / lock.name).read_bytes() == lock.read_bytes()
+            continue
+        moved = {name for name, _ in pinned(lock) ^ pinned(copied / lock.name)}
+        expected = {bump.package} if lock.name in variant_files else set()
+        assert moved == expected, f"{lock.name}: {sorted(moved)} moved"
+    assert check(copied).startswith("requirements: OK (")
 
 
 def test_bench_tags_never_collide_with_the_user_tags() -> None:

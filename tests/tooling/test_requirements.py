@@ -9,14 +9,16 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from service_images import debian_tools, locks
+from service_images import debian_tools, lockfile, locks
 from service_images.errors import RequirementsProblem
+from service_images.lockfile import locked_versions
 from service_images.platforms import get_platform, host_platform
-from service_images.requirements import check, locked_versions, main, read_lock, read_requirements
+from service_images.requirements import check, main, read_requirements
 from service_images.variants import ROOT, VARIANTS, normalise
 
 CI, FULL = VARIANTS["ci"], VARIANTS["full"]
@@ -25,8 +27,8 @@ FILES = (
     CI.lock,
     FULL.requirements,
     FULL.lock,
-    locks.wheels_file(CI),
-    locks.wheels_file(FULL),
+    lockfile.wheels_file(CI),
+    lockfile.wheels_file(FULL),
     locks.BUILD_REQUIREMENTS,
     locks.BUILD_LOCK,
     debian_tools.LOCK,
@@ -97,7 +99,10 @@ def shared_direct(root: Path) -> str:
 
 def shared_locked(root: Path) -> str:
     """A package both locks pin that neither requirement file names."""
-    ci_lock, full_lock = read_lock(root / CI.lock.name, []), read_lock(root / FULL.lock.name, [])
+    ci_lock, full_lock = (
+        lockfile.read(root / CI.lock.name).entries,
+        lockfile.read(root / FULL.lock.name).entries,
+    )
     direct = (
         direct_lines(root / CI.requirements.name).keys()
         | direct_lines(root / FULL.requirements.name).keys()
@@ -110,7 +115,7 @@ def test_real_files_pass() -> None:
     assert summary.startswith("requirements: OK (")
     for variant in VARIANTS.values():
         direct = len(read_requirements(variant.requirements, []))
-        locked = len(read_lock(variant.lock, []))
+        locked = len(lockfile.read(variant.lock).entries)
         assert f"{direct} direct, {locked} locked for {variant.name}" in summary
 
 
@@ -229,6 +234,22 @@ def test_lock_stale_against_its_inputs(root: Path, edited: str, stale: str) -> N
 def test_missing_lock(root: Path) -> None:
     (root / CI.lock.name).unlink()
     assert "requirements-ci.lock is missing" in problems(root)
+
+
+@pytest.mark.parametrize(
+    ("cut", "expected"),
+    [
+        (lambda text: "", "requirements-ci.lock locks nothing"),
+        (lambda text: text[: text.index("--hash=", text.index("\nloguru==")) + 20], "cut off"),
+    ],
+    ids=["empty", "cut-inside-an-entry"],
+)
+def test_an_empty_or_cut_off_lock_is_named(
+    root: Path, cut: Callable[[str], str], expected: str
+) -> None:
+    lock = root / CI.lock.name
+    lock.write_text(cut(lock.read_text()))
+    assert expected in problems(root)
 
 
 def test_missing_build_backend_lock(root: Path) -> None:
@@ -380,7 +401,7 @@ def test_locked_versions_follow_the_platform() -> None:
     assert full_arm64["torch"] == full_amd64["torch"]
     # Windows-only entries (colorama for loguru) are in the lock, on neither image.
     assert "colorama" not in full_amd64
-    assert "colorama" in read_lock(FULL.lock, [])
+    assert "colorama" in lockfile.read(FULL.lock).entries
     assert locked_versions(FULL.lock) == locked_versions(FULL.lock, host_platform())
 
 

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import textwrap
 import tomllib
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from service_images import locks, tiers
-from service_images.errors import BuildFailed, MissingFile
+from service_images import lockfile, locks, tiers
+from service_images.errors import BuildFailed, MissingFile, RequirementsProblem
+from service_images.lockfile import wheel_tags
 from service_images.platforms import PLATFORMS, get_platform, host_platform
-from service_images.requirements import read_lock, wheel_tags
 from service_images.variants import TIERS, VARIANTS, Tier, Variant
 
 LOCK = textwrap.dedent(
@@ -43,13 +45,16 @@ LOCK = textwrap.dedent(
         # via -r requirements.txt
     """
 )
+# Each `sha256:xy` above stands for a whole digest: 64 hex digits, as a lock has them.
+LOCK = re.sub(r"sha256:([0-9a-f]{2})\b", lambda match: f"sha256:{match[1] * 32}", LOCK)
+LOCK_PATH = Path("requirements.lock")
 SMALL_TIERS = (Tier("torch", ("torch",)), Tier("numeric", ("pandas",)), Tier("rest", ()))
 
 
 def test_a_tier_is_its_roots_closure_less_earlier_tiers(tmp_path: Path) -> None:
     path = tmp_path / "requirements.lock"
     path.write_text(LOCK)
-    assigned = tiers.assign(read_lock(path, []), SMALL_TIERS)
+    assigned = tiers.assign(lockfile.read(path).entries, SMALL_TIERS)
     assert assigned == {
         "torch": ["numpy", "torch"],
         "numeric": ["pandas"],
@@ -58,16 +63,19 @@ def test_a_tier_is_its_roots_closure_less_earlier_tiers(tmp_path: Path) -> None:
 
 
 def test_entries_keep_their_hashes_and_lose_their_via_comments() -> None:
-    blocks = tiers.entry_blocks(LOCK)
-    assert blocks["numpy"] == "numpy==2.0 \\\n    --hash=sha256:cc \\\n    --hash=sha256:cd\n"
+    blocks = {name: entry.text for name, entry in lockfile.parse(LOCK, LOCK_PATH).entries.items()}
+    cc, cd = "cc" * 32, "cd" * 32
+    assert blocks["numpy"] == f"numpy==2.0 \\\n    --hash=sha256:{cc} \\\n    --hash=sha256:{cd}\n"
     assert "via" not in "".join(blocks.values())
 
 
 @pytest.mark.parametrize("variant", VARIANTS.values(), ids=lambda variant: variant.name)
 def test_the_tiers_hold_every_locked_package_once(variant: Variant) -> None:
     slices = tiers.split(variant)
-    entries = [name for text in slices.values() for name in tiers.entry_blocks(text)]
-    assert sorted(entries) == sorted(read_lock(variant.lock, [])), "a package lost or doubled"
+    entries = [name for text in slices.values() for name in lockfile.parse(text, LOCK_PATH).entries]
+    assert sorted(entries) == sorted(lockfile.read(variant.lock).entries), (
+        "a package lost or doubled"
+    )
     assert len(entries) == len(set(entries))
 
 
@@ -89,6 +97,48 @@ def test_staging_writes_the_slices_of_the_contexts_lock_and_a_verified_uv(tmp_pa
     staged = sorted(path.name for path in (tmp_path / ".build" / variant.name).iterdir())
     assert staged == sorted(f"{tier}.lock" for tier in tiers.split(variant))
     assert (tmp_path / tiers.uv_target(host_platform())).stat().st_mode & 0o111
+
+
+def cut_inside(text: str, package: str) -> str:
+    """The lock cut off in the middle of `package`'s hash lines, as a failed write leaves it."""
+    start = text.index(f"\n{package}==") + 1
+    return text[: text.index("--hash=sha256:", text.index("--hash=", start) + 1) + 20]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda text: "",
+        lambda text: cut_inside(text, "pydantic-core"),
+        lambda text: text[: text.index("\n", text.index("--hash=", text.index("\nloguru==")))],
+        lambda text: "<html><body>502 Bad Gateway</body></html>\n",
+        lambda text: b"\x89PNG\r\n\x1a\n\x00\x00",
+    ],
+    ids=["empty", "cut-inside-an-entry", "cut-after-a-continued-hash", "html", "binary"],
+)
+def test_a_broken_lock_is_a_requirements_problem_and_stages_nothing(
+    tmp_path: Path, broken: Callable[[str], str | bytes]
+) -> None:
+    variant = VARIANTS["ci"]
+    lock = tmp_path / variant.lock.name
+    text = broken(variant.lock.read_text())
+    lock.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(RequirementsProblem) as caught:
+        tiers.stage(variant, tmp_path)
+    assert caught.value.exit_code == 9
+    assert variant.lock.name in caught.value.message
+    assert not (tmp_path / ".build").exists()
+
+
+def test_a_tier_the_lock_no_longer_has_leaves_no_slice_behind(tmp_path: Path) -> None:
+    variant = VARIANTS["ci"]
+    staged = tmp_path / ".build" / variant.name
+    staged.mkdir(parents=True)
+    (staged / "numeric.lock").write_text("# an earlier build's slice\n")
+    loguru = lockfile.read(variant.lock).entries["loguru"]
+    (tmp_path / variant.lock.name).write_text(loguru.text)  # a lock of the service tier only
+    tiers.stage(variant, tmp_path)
+    assert sorted(path.name for path in staged.iterdir()) == ["service.lock"]
 
 
 # -- uv for another platform: its wheel, checked against pylock.tools.toml ---------------------
