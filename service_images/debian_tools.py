@@ -1,39 +1,79 @@
-"""binutils for the install steps, pinned by hash: `debian-tools.lock`.
+"""Debian packages pinned by hash: `debian-tools.lock` (the builds') and `debian-host.lock`
+(the set-up's).
 
-The Dockerfiles' `tools` stage fetches these Debian packages by their sha256 (apt-helper, without
-`apt-get update`: downloading and parsing Debian's index took longer than the CI image's installs)
-and unpacks them; the install steps mount that stage to strip what they install, so no image
-carries them. Where a pinned file is gone from Debian's archive (a point release replaced it),
-the stage installs binutils with apt-get instead and says so. `invoke lock` writes the lock from
-the archive's index, for every platform the images are built for (`render`).
+- debian-tools.lock: binutils for the install steps. The Dockerfiles' `tools` stage fetches these
+  bookworm packages by their sha256 (apt-helper, without `apt-get update`: downloading and parsing
+  Debian's index took longer than the CI image's installs) and unpacks them; the install steps
+  mount that stage to strip what they install, so no image carries them. Where a pinned file is
+  gone from Debian's archive (a point release replaced it), the stage installs binutils with
+  apt-get instead and says so.
+- debian-host.lock: what scripts/bootstrap.sh installs on a Debian 12 host from Debian 13: the
+  Docker engine (Debian 12's is 20.10), containerd, the CLI, buildx and cosign.
+
+`invoke lock` writes both from the archive's index, for every platform the images are built for
+(`render`). Columns: architecture, pool path, sha256.
 """
 
 from __future__ import annotations
 
 import lzma
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from service_images.errors import IndexUnreachable, MissingFile
 from service_images.platforms import PLATFORMS, Platform
 from service_images.variants import ROOT
 
-LOCK = ROOT / "debian-tools.lock"
 MIRROR = "https://deb.debian.org/debian"
-SUITE = "bookworm"  # the base image's Debian release
-HEADER = f"""\
-# binutils' strip and readelf for the images' install steps (mounted, never in an image): Debian
-# {SUITE}'s packages for each architecture, fetched by sha256 from the archive's pool.
-# Written by `invoke lock` from the archive's index. Columns: architecture, pool path, sha256.
-"""
 ENTRY = re.compile(r"^(?P<arch>[a-z0-9]+) (?P<path>pool/\S+\.deb) (?P<sha256>[0-9a-f]{64})$")
 
 
-def packages(target: Platform) -> set[str]:
+def binutils(target: Platform) -> set[str]:
     """strip and readelf for `target` (binutils-x86-64-linux-gnu) and the libraries they load."""
-    binutils = f"binutils-{target.machine.replace('_', '-')}-linux-gnu"
-    return {binutils, "libbinutils", "libctf-nobfd0"}
+    return {
+        f"binutils-{target.machine.replace('_', '-')}-linux-gnu",
+        "libbinutils",
+        "libctf-nobfd0",
+    }
+
+
+def host_packages(target: Platform) -> set[str]:
+    return {"docker.io", "containerd", "docker-cli", "docker-buildx", "cosign"}
+
+
+@dataclass(frozen=True)
+class DebianLock:
+    path: Path
+    suite: str
+    packages: Callable[[Platform], set[str]]
+    header: str
+
+
+TOOLS = DebianLock(
+    ROOT / "debian-tools.lock",
+    "bookworm",  # the base image's Debian release
+    binutils,
+    """\
+# binutils' strip and readelf for the images' install steps (mounted, never in an image): Debian
+# bookworm's packages for each architecture, fetched by sha256 from the archive's pool.
+# Written by `invoke lock` from the archive's index. Columns: architecture, pool path, sha256.
+""",
+)
+HOST = DebianLock(
+    ROOT / "debian-host.lock",
+    "trixie",
+    host_packages,
+    """\
+# What scripts/bootstrap.sh installs on a Debian 12 (bookworm) host from Debian 13 (trixie): the
+# Docker engine, containerd, the docker CLI, buildx and cosign, fetched by sha256 from the archive's
+# pool. Debian 12's own engine is 20.10 (2020); these run there with Debian 12's glibc and runc.
+# Written by `invoke lock` from the archive's index. Columns: architecture, pool path, sha256.
+""",
+)
+LOCKS = (TOOLS, HOST)
+LOCK = TOOLS.path  # the one the builds mount
 
 
 def stanzas(index: str) -> Iterator[dict[str, str]]:
@@ -43,9 +83,9 @@ def stanzas(index: str) -> Iterator[dict[str, str]]:
         yield {name: value.strip() for name, value in fields}
 
 
-def entries(target: Platform, index: str) -> list[str]:
+def entries(lock: DebianLock, target: Platform, index: str) -> list[str]:
     """The lock lines of `target`'s packages, read from its `Packages` index."""
-    wanted = packages(target)
+    wanted = lock.packages(target)
     found = {
         stanza["Package"]: f"{target.debian} {stanza['Filename']} {stanza['SHA256']}"
         for stanza in stanzas(index)
@@ -53,16 +93,16 @@ def entries(target: Platform, index: str) -> list[str]:
     }
     if missing := wanted - set(found):
         raise MissingFile(
-            f"Debian {SUITE} has no {', '.join(sorted(missing))} for {target.debian}: "
+            f"Debian {lock.suite} has no {', '.join(sorted(missing))} for {target.debian}: "
             "no lock file was written."
         )
     return [found[name] for name in sorted(found)]
 
 
-def fetch_index(target: Platform) -> str:
+def fetch_index(suite: str, target: Platform) -> str:
     import httpx  # here: the requirements check imports this module and never fetches
 
-    url = f"{MIRROR}/dists/{SUITE}/main/binary-{target.debian}/Packages.xz"
+    url = f"{MIRROR}/dists/{suite}/main/binary-{target.debian}/Packages.xz"
     try:
         # trust_env: the machine's proxy and CA bundle, as for pip and uv.
         response = httpx.get(url, follow_redirects=True, timeout=120)
@@ -79,15 +119,23 @@ def fetch_index(target: Platform) -> str:
     return lzma.decompress(response.content).decode("utf-8")
 
 
-def render() -> str:
-    """debian-tools.lock's text for every platform in platforms.PLATFORMS, from Debian's index."""
-    lines = [line for target in PLATFORMS.values() for line in entries(target, fetch_index(target))]
-    return HEADER + "\n".join(lines) + "\n"
+def render(lock: DebianLock) -> str:
+    """The lock's text for every platform in platforms.PLATFORMS, from Debian's index."""
+    lines = [
+        line
+        for target in PLATFORMS.values()
+        for line in entries(lock, target, fetch_index(lock.suite, target))
+    ]
+    return lock.header + "\n".join(lines) + "\n"
 
 
 def lock_problems(root: Path) -> Iterator[str]:
-    """The lock is there, well formed, and pins each platform's packages."""
-    path = root / LOCK.name
+    """Each lock is there, well formed, and pins each platform's packages."""
+    for lock in LOCKS:
+        yield from _problems(lock, root / lock.path.name)
+
+
+def _problems(lock: DebianLock, path: Path) -> Iterator[str]:
     if not path.is_file():
         yield f"{path.name} is missing: run `invoke lock`."
         return
@@ -101,7 +149,7 @@ def lock_problems(root: Path) -> Iterator[str]:
         package = match["path"].rsplit("/", 1)[1].split("_", 1)[0]
         pinned.setdefault(match["arch"], set()).add(package)
     for target in PLATFORMS.values():
-        if missing := packages(target) - pinned.get(target.debian, set()):
+        if missing := lock.packages(target) - pinned.get(target.debian, set()):
             yield (
                 f"{path.name} pins no {', '.join(sorted(missing))} for {target.debian}: "
                 "run `invoke lock`."

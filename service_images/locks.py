@@ -154,7 +154,7 @@ def lock_files(root: Path = ROOT) -> list[Path]:
         for variant in lockfile.variants_at(root).values()
         for path in (variant.lock, lockfile.wheels_file(variant))
     ]
-    names = (BUILD_LOCK.name, TOOLS_WHEELS.name, debian_tools.LOCK.name)
+    names = (BUILD_LOCK.name, TOOLS_WHEELS.name, *(lock.path.name for lock in debian_tools.LOCKS))
     return [*variant_files, *(root / name for name in names)]
 
 
@@ -180,8 +180,9 @@ def lock_all(
             targets += [root / path.name for path in lock_variant(variant, resolved, work, options)]
         targets.append(lock_build(root, work, options))
         targets.append(lock_tools(root, work))
-        (work / debian_tools.LOCK.name).write_text(debian_tools.render(), encoding="utf-8")
-        targets.append(root / debian_tools.LOCK.name)
+        for debian in debian_tools.LOCKS:
+            (work / debian.path.name).write_text(debian_tools.render(debian), encoding="utf-8")
+            targets.append(root / debian.path.name)
         report = [changes(target, work / target.name) for target in targets]
         lockfile.replace_all({target: work / target.name for target in targets})
     return report
@@ -191,7 +192,8 @@ def changes(old: Path, new: Path) -> str:
     """One line for a file `invoke lock` writes: the pins that moved, or that none did."""
     if old.is_file() and old.read_bytes() == new.read_bytes():
         return f"==> {old.name}: unchanged"
-    if not old.is_file() or not old.name.endswith(".lock") or old.name == debian_tools.LOCK.name:
+    debian = {lock.path.name for lock in debian_tools.LOCKS}
+    if not old.is_file() or not old.name.endswith(".lock") or old.name in debian:
         return f"==> wrote {old.name}"
     before = {n: e.version for n, e in lockfile.read(old).entries.items()}
     after = {n: e.version for n, e in lockfile.read(new).entries.items()}

@@ -24,10 +24,10 @@ def stanza(package: str, version: str = "2.40-2", **fields: str) -> str:
 
 
 def test_each_wanted_package_gives_its_pool_path_and_hash() -> None:
-    wanted = sorted(debian_tools.packages(AMD64))
+    wanted = sorted(debian_tools.binutils(AMD64))
     assert wanted == ["binutils-x86-64-linux-gnu", "libbinutils", "libctf-nobfd0"]
     index = "\n".join(stanza(name) for name in [*wanted, "binutils-aarch64-linux-gnu", "gcc"])
-    assert debian_tools.entries(AMD64, index) == [
+    assert debian_tools.entries(debian_tools.TOOLS, AMD64, index) == [
         f"amd64 pool/main/b/binutils/{name}_2.40-2_amd64.deb {name[:1] * 64}" for name in wanted
     ]
 
@@ -35,4 +35,4 @@ def test_each_wanted_package_gives_its_pool_path_and_hash() -> None:
 def test_a_package_the_index_lacks_is_named() -> None:
     index = stanza("libbinutils") + "\n" + stanza("libctf-nobfd0")
     with pytest.raises(MissingFile, match="Debian bookworm has no binutils-x86-64-linux-gnu"):
-        debian_tools.entries(AMD64, index)
+        debian_tools.entries(debian_tools.TOOLS, AMD64, index)

@@ -59,7 +59,8 @@ def set_pin(root: Path, package: str, version: str) -> None:
 
 @pytest.mark.usefixtures("debian_index")
 def test_a_bump_moves_that_pin_only_and_a_second_run_nothing(root: Path) -> None:
-    python_locks = [path for path in locks.lock_files(root) if path.name != debian_tools.LOCK.name]
+    debian = {lock.path.name for lock in debian_tools.LOCKS}
+    python_locks = [path for path in locks.lock_files(root) if path.name not in debian]
     before = {path.name: pins(path) for path in python_locks}
     set_pin(root, "loguru", "0.7.2")
     report = locks.lock_all(root)

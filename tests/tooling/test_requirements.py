@@ -31,7 +31,7 @@ FILES = (
     lockfile.wheels_file(FULL),
     locks.BUILD_REQUIREMENTS,
     locks.BUILD_LOCK,
-    debian_tools.LOCK,
+    *(lock.path for lock in debian_tools.LOCKS),
 )
 
 
