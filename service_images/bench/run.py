@@ -205,7 +205,9 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
     build("before_rebuild", "the pre-project rebuild after the same change", cold=False)
     with display.step(f"{label}: bump a light dependency") as step:
         step.result = context.bump_light_dependency(run.context)
-    notes.append(f"light-dependency bump: {step.result}, in the requirement files, then `invoke lock`.")
+    notes.append(
+        f"light-dependency bump: {step.result}, in the requirement files, then `invoke lock`."
+    )
     build("ours_bump", "our rebuild after the bump", cold=False)
     build("before_bump", "the pre-project rebuild after the bump", cold=False)
     with display.step(f"{label}: bytes the bump's rebuilds added") as step:
