@@ -74,17 +74,30 @@ build = build_task("build", "Build every image variant.", build_every_variant, t
 
 @task(
     help={
-        "tag": f"Tag for the bootstrapped image (default {DEFAULT_BASE_IMAGE}, and for another "
-        "platform than this machine's the tag the builds look for: python:3.11-slim-arm64).",
+        "tag": f"Tag for the bootstrapped image (default {DEFAULT_BASE_IMAGE}; on the classic "
+        "image store another platform than this machine's gets a tag of its own: "
+        "python:3.11-slim-arm64).",
         "platform": "linux/amd64 or linux/arm64 (default: this machine's); another one is "
-        "bootstrapped under QEMU.",
+        "bootstrapped under QEMU. On the containerd store it joins the tag's other platform.",
+        "if_missing": "Do nothing when the tag already holds that platform.",
     }
 )
 @user_errors()
-def base_image(c: Context, tag: str | None = None, platform: str | None = None) -> None:
+def base_image(
+    c: Context, tag: str | None = None, platform: str | None = None, if_missing: bool = False
+) -> None:
     """Build a python:3.11-slim equivalent from Debian packages (no registry needed)."""
+    from service_images import engine
+    from service_images.build import image_platforms
+
     target = platforms.get_platform(platform)
-    base.bootstrap(tag or platforms.base_image_for(DEFAULT_BASE_IMAGE, target), target)
+    sdk = engine.client()
+    classic = not engine.containerd_store(sdk)
+    tag = tag or platforms.base_image_for(DEFAULT_BASE_IMAGE, target, one_platform_per_tag=classic)
+    if if_missing and engine.image_exists(sdk, tag) and target.arch in image_platforms(sdk, tag):
+        print(f"==> {tag} already holds {target.docker}")
+        return
+    base.bootstrap(tag, target)
 
 
 @task(

@@ -205,14 +205,10 @@ if [ -n "$foreign" ]; then
         fi
     fi
     if [ -n "$foreign" ]; then
-        foreign_base=$base-${foreign#linux/}
-        [ "$machine" = "$(uname -m)" ] && foreign_base=$base
-        if docker image inspect "$foreign_base" >/dev/null 2>&1; then
-            say "base image: $foreign_base present"
-        else
-            say "base image: building $foreign_base for $foreign under emulation (several minutes)"
-            (cd "$here" && "$venv/bin/invoke" base-image --platform "$foreign")
-        fi
+        # The tag python:3.11-slim holds both platforms on the containerd image store; the
+        # classic store gives the other platform a tag of its own (python:3.11-slim-arm64).
+        say "base image for $foreign (bootstrapped under emulation where missing: several minutes)"
+        (cd "$here" && "$venv/bin/invoke" base-image --platform "$foreign" --if-missing)
     fi
 fi
 say "ready: run the project's commands from $venv ('. .venv/bin/activate', or prefix them with .venv/bin/)"

@@ -21,6 +21,7 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from service_images import archive, engine, ledger
 from service_images.errors import BudgetExceeded, BuildFailed, EmulationUnavailable, MissingFile
@@ -103,50 +104,128 @@ def image_config(python_version: str) -> dict[str, object]:
     }
 
 
-def load_archive(tag: str, python_version: str, rootfs: Path, target: Platform) -> Path:
-    """A `docker load` archive of the root filesystem as one layer, for `target`.
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
-    `docker import --platform` on Docker 20.10 leaves the image's Architecture the host's, and
-    BuildKit then looks for the right one in a registry; an archive carries it in its config.
+
+def _descriptor(media_type: str, data: bytes) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": _sha256(data), "size": len(data)}
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def oci_archive(
+    tag: str, python_version: str, rootfs: Path, target: Platform, keep: Path | None = None
+) -> Path:
+    """A `docker load` archive (OCI layout) of the root filesystem as one layer, for `target`.
+
+    `keep` is `docker save` of the tag as it is: its other platforms' images go into the new
+    index too, so on the containerd image store one tag holds both platforms (the classic store
+    keeps one platform per tag, and is given none to keep).
     """
-    digest = hashlib.sha256()
+    layer_digest = hashlib.sha256()
     with rootfs.open("rb") as layer:
         while chunk := layer.read(1 << 20):
-            digest.update(chunk)
-    config = {
-        "architecture": target.arch,
-        "os": "linux",
-        "config": image_config(python_version),
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
-        "history": [{"created_by": f"mmdebstrap --architectures={target.debian} {SUITE}"}],
+            layer_digest.update(chunk)
+    diff_id = f"sha256:{layer_digest.hexdigest()}"
+    config = json.dumps(
+        {
+            "architecture": target.arch,
+            "os": "linux",
+            "config": image_config(python_version),
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": f"mmdebstrap --architectures={target.debian} {SUITE}"}],
+        }
+    ).encode()
+    layer_descriptor = {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+        "digest": diff_id,
+        "size": rootfs.stat().st_size,
     }
-    manifest = [{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]
-    archive = rootfs.with_name("image.tar")
-    with tarfile.open(archive, "w") as out:
-        for name, data in (("config.json", config), ("manifest.json", manifest)):
-            encoded = json.dumps(data).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(encoded)
-            out.addfile(info, io.BytesIO(encoded))
-        out.add(rootfs, arcname="layer.tar")
-    return archive
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": _descriptor("application/vnd.oci.image.config.v1+json", config),
+            "layers": [layer_descriptor],
+        }
+    ).encode()
+    platform = {"os": "linux", "architecture": target.arch}
+    descriptors = [{**_descriptor(OCI_MANIFEST, manifest), "platform": platform}]
+    blobs: dict[str, bytes] = {_sha256(config): config, _sha256(manifest): manifest}
+    kept: list[str] = []
+    if keep is not None:
+        with tarfile.open(keep) as saved:
+            others = [d for d in saved_images(saved) if d["platform"] != platform]
+            descriptors = others + descriptors
+            kept = [name for name in saved.getnames() if name.startswith("blobs/sha256/")]
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors})
+    reference = tag.rpartition(":")[2] if ":" in tag.rpartition("/")[2] else "latest"
+    annotations = {
+        "io.containerd.image.name": full_name(tag),
+        "org.opencontainers.image.ref.name": reference,
+    }
+    top = {**_descriptor(OCI_INDEX, index.encode()), "annotations": annotations}
+    blobs[_sha256(index.encode())] = index.encode()
+    out_path = rootfs.with_name("image.tar")
+    with tarfile.open(out_path, "w") as out:
+        for entry, data in (
+            ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+            ("index.json", json.dumps({"schemaVersion": 2, "manifests": [top]}).encode()),
+            *((f"blobs/sha256/{digest[7:]}", data) for digest, data in blobs.items()),
+        ):
+            info = tarfile.TarInfo(entry)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+        out.add(rootfs, arcname=f"blobs/sha256/{diff_id[7:]}")
+        written = {f"blobs/sha256/{digest[7:]}" for digest in blobs} | {
+            f"blobs/sha256/{diff_id[7:]}"
+        }
+        if keep is not None:
+            with tarfile.open(keep) as saved:
+                for member in saved.getmembers():
+                    if member.name in kept and member.name not in written:
+                        out.addfile(member, saved.extractfile(member))
+    return out_path
 
 
-def import_args(
-    tag: str, python_version: str, rootfs: Path, target: Platform | None = None
-) -> list[str]:
-    """`docker import` arguments: the root filesystem plus the official image's configuration."""
-    changes = [
-        f"ENV PATH={PATH}",
-        "ENV LANG=C.UTF-8",
-        f"ENV PYTHON_VERSION={python_version}",
-        'CMD ["python3"]',
-        f"LABEL {PROJECT_LABEL}=true {BASE_LABEL}=debian-{SUITE}",
-    ]
-    args = ["import", "--platform", (target or host_platform()).docker]
-    for change in changes:
-        args += ["--change", change]
-    return [*args, str(rootfs), tag]
+def full_name(tag: str) -> str:
+    """`python:3.11-slim` -> `docker.io/library/python:3.11-slim`, as the image store names it."""
+    first = tag.split("/", 1)[0]
+    if "/" in tag and ("." in first or ":" in first or first == "localhost"):
+        return tag
+    return f"docker.io/{tag if '/' in tag else 'library/' + tag}"
+
+
+def saved_images(saved: tarfile.TarFile) -> list[dict[str, Any]]:
+    """The platform images (manifest descriptors with their platform) of a saved OCI layout."""
+
+    def blob(digest: str) -> dict[str, Any]:
+        member = saved.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+        assert member is not None
+        found: dict[str, Any] = json.loads(member.read())
+        return found
+
+    index_json = saved.extractfile("index.json")
+    assert index_json is not None
+    images = []
+    for top in json.loads(index_json.read())["manifests"]:
+        content = blob(top["digest"])
+        for descriptor in content.get("manifests", [top]):
+            manifest = blob(descriptor["digest"])
+            if "config" not in manifest:
+                continue
+            config = blob(manifest["config"]["digest"])
+            if config.get("architecture") in (None, "unknown"):
+                continue  # an attestation
+            platform = {"os": config.get("os", "linux"), "architecture": config["architecture"]}
+            images.append(
+                {key: descriptor[key] for key in ("mediaType", "digest", "size")}
+                | {"platform": platform}
+            )
+    return images
 
 
 def bootstrap(tag: str, target: Platform | None = None) -> None:
@@ -174,17 +253,20 @@ def bootstrap(tag: str, target: Platform | None = None) -> None:
                 f"{'' if version else ' without reporting a Python version'}; "
                 "see the output above."
             )
-        if target.native:
-            imported = engine.cli(*import_args(tag, version, rootfs, target))
-        else:
-            archive = load_archive(tag, version, rootfs, target)
-            rootfs.unlink()  # the archive holds it: one copy on disk at a time
-            imported = engine.cli("load", "--input", str(archive))
-    if imported.returncode != 0:
-        raise BuildFailed(f"could not import {tag}: {imported.stderr.strip()}")
-    sdk = engine.client()
+        sdk = engine.client()
+        keep = None
+        if engine.facts(sdk).containerd_store and engine.image_exists(sdk, tag):
+            # One tag for both platforms: the image keeps the platforms it holds.
+            keep = Path(work) / "kept.tar"
+            if (saved := engine.cli("save", "--output", str(keep), tag)).returncode != 0:
+                raise BuildFailed(f"could not read {tag} to add {target.docker}: {saved.stderr}")
+        size_mb, budget_mb = rootfs.stat().st_size / 1e6, BASE_IMAGE_BUDGETS_MB[target.arch]
+        loadable = oci_archive(tag, version, rootfs, target, keep)
+        rootfs.unlink()  # the archive holds it: one copy on disk at a time
+        imported = engine.cli("load", "--input", str(loadable))
+        if imported.returncode != 0:
+            raise BuildFailed(f"could not load {tag}: {imported.stderr.strip()}")
     ledger.record_image(engine.engine_id(sdk), tag, str(sdk.images.get(tag).id))
-    size_mb, budget_mb = image_size_mb(tag), BASE_IMAGE_BUDGETS_MB[target.arch]
     if size_mb > budget_mb:
         raise BudgetExceeded(
             f"{tag} is {size_mb:.0f} MB, over its {budget_mb} MB budget ({target.docker}): check "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -14,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service_images import engine, ledger, platforms, tiers
+import docker
+
+from service_images import archive, engine, ledger, platforms, tiers
 from service_images.errors import (
     BadCABundle,
     BadOption,
@@ -297,10 +300,13 @@ def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
 
 def base_for(options: BuildOptions) -> str:
     """The base image the build names: a remote builder resolves `base_image` for each platform
-    itself; the local classic store keeps one platform per tag (platforms.base_image_for)."""
-    if options.builder or len(options.targets) > 1:
+    itself, as does the containerd store; the classic store keeps one platform per tag
+    (platforms.base_image_for)."""
+    (target, *others) = options.targets
+    if options.builder or others or target.native:
         return options.base_image
-    return platforms.base_image_for(options.base_image, options.targets[0])
+    classic = not engine.containerd_store(engine.client())
+    return platforms.base_image_for(options.base_image, target, one_platform_per_tag=classic)
 
 
 def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
@@ -339,33 +345,47 @@ def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
 
 
 def check_base_platform(plan: BuildPlan) -> None:
-    """The local base image exists and is of the target's architecture (BuildKit on the docker
+    """The local base image exists and holds each target's platform (BuildKit on the docker
     driver would otherwise build on the wrong one, or try a registry that may not answer)."""
     sdk = engine.client()
     base = plan.build_args["BASE_IMAGE"]
-    if len(plan.targets) > 1:
-        # One tag of several platforms: the containerd store's; BuildKit checks each platform.
-        if not engine.facts(sdk).containerd_store:
-            raise BadOption(
-                "--platform with two platforms needs the containerd image store (the classic "
-                "store keeps one platform per tag): README 'Engines'."
-            )
-        engine.ensure_base_image(sdk, base)
-        return
-    (target,) = plan.targets
-    how = "" if target.native else f" --platform {target.docker}"
-    if not engine.image_exists(sdk, base) and not target.native:
+    foreign = [target for target in plan.targets if not target.native]
+    how = f" --platform {foreign[0].docker}" if foreign else ""
+    if not engine.image_exists(sdk, base) and foreign:
         raise BaseImageMissing(
-            f"base image {base} (for {target.docker}) is not here: run "
-            f"`invoke base-image{how} --tag {base}`, or pass --base-image."
+            f"base image {base} (for {foreign[0].docker}) is not here: run "
+            f"`invoke base-image{how}`, or pass --base-image."
         )
     engine.ensure_base_image(sdk, base)
-    architecture = sdk.images.get(base).attrs.get("Architecture")
-    if architecture != target.arch:
-        raise BaseImageMissing(
-            f"base image {base} is {architecture}, the build is for {target.docker}: run "
-            f"`invoke base-image{how} --tag {base}`, or pass --base-image."
+    if len(plan.targets) > 1 and not engine.containerd_store(sdk):
+        raise BadOption(
+            "--platform with two platforms needs the containerd image store (the classic store "
+            "keeps one platform per tag): README 'Engines'."
         )
+    held = image_platforms(sdk, base)
+    for target in plan.targets:
+        if target.arch not in held:
+            raise BaseImageMissing(
+                f"base image {base} holds {', '.join(sorted(held))}, the build is for "
+                f"{target.docker}: run `invoke base-image --platform {target.docker}`, or pass "
+                "--base-image."
+            )
+
+
+def image_platforms(sdk: docker.DockerClient, image: str) -> set[str]:
+    """The architectures a local image holds: its own, or on the containerd store every
+    platform of its index (read from `docker save`, as the API of Docker 26 does not say)."""
+    own = str(sdk.images.get(image).attrs.get("Architecture"))
+    if not engine.containerd_store(sdk):
+        return {own}
+    saved = archive.read_image(sdk, image).metadata
+    found = {own}
+    for blob in saved.values():
+        with contextlib.suppress(ValueError):
+            config = json.loads(blob)
+            if isinstance(config, dict) and "rootfs" in config and config.get("architecture"):
+                found.add(str(config["architecture"]))
+    return found
 
 
 STEP_TITLE = re.compile(r"^#(\d+) (\[.+)$")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -115,14 +115,24 @@ class EngineFacts:
 
 def facts(sdk: docker.DockerClient) -> EngineFacts:
     info = sdk.info()
-    status = {str(key): str(value) for key, value in info.get("DriverStatus") or []}
-    containerd = status.get("driver-type") == CONTAINERD_SNAPSHOTTER
     return EngineFacts(
         version=str(info.get("ServerVersion", "unknown")),
-        store="containerd" if containerd else str(info.get("Driver", "unknown")),
+        store=_store(info),
         cgroup_version=str(info.get("CgroupVersion", "?")),
         buildkit=buildkit_version(),
     )
+
+
+def _store(info: Mapping[str, Any]) -> str:
+    status = {str(key): str(value) for key, value in info.get("DriverStatus") or []}
+    if status.get("driver-type") == CONTAINERD_SNAPSHOTTER:
+        return "containerd"
+    return str(info.get("Driver", "unknown"))
+
+
+def containerd_store(sdk: docker.DockerClient) -> bool:
+    """Whether the engine keeps images in the containerd store (one tag, several platforms)."""
+    return _store(sdk.info()) == "containerd"
 
 
 @functools.cache

@@ -121,11 +121,11 @@ def by_architecture(arch: str) -> Platform:
     return get_platform(f"linux/{arch}")
 
 
-def base_image_for(base_image: str, target: Platform) -> str:
-    """The local tag of `base_image` for `target`: itself on the host's platform, else one tag per
-    architecture (`python:3.11-slim-arm64`). This engine's image store (Docker 20.10 without the
-    containerd store) holds one platform per tag, so both bases coexist only under two tags."""
-    if target.native or "@" in base_image:
+def base_image_for(base_image: str, target: Platform, *, one_platform_per_tag: bool) -> str:
+    """The local tag of `base_image` for `target`. The containerd image store keeps both
+    platforms under one tag; the classic store one platform per tag, so there another platform
+    than the host's has a tag of its own (`python:3.11-slim-arm64`)."""
+    if not one_platform_per_tag or target.native or "@" in base_image:
         return base_image
     name, _, tag = base_image.rpartition(":")
     if not name or "/" in tag:  # no tag: `python`, `host:5000/python`

@@ -39,6 +39,8 @@ class PrivateEngine:
     """Its DOCKER_HOST: unix://<root>/docker.sock."""
     store: str
     root: Path
+    bridge: str
+    """Its network bridge's name (the machine's engine keeps docker0)."""
 
     def env(self) -> dict[str, str]:
         return {"DOCKER_HOST": self.host}
@@ -137,7 +139,7 @@ def running(store: str = "containerd") -> Iterator[PrivateEngine]:
         config.write_text(
             json.dumps({"features": {"containerd-snapshotter": store == "containerd"}})
         )
-        private = PrivateEngine(f"unix://{root}/docker.sock", store, root)
+        private = PrivateEngine(f"unix://{root}/docker.sock", store, root, bridge)
         with (root / "dockerd.log").open("wb") as log:
             process = subprocess.Popen(
                 [

@@ -45,11 +45,18 @@ def test_cache_flags_pass_through_and_empty_ones_are_dropped() -> None:
     assert flag_values(command, "--builder") == ["remote"]
 
 
+@pytest.mark.parametrize(
+    ("containerd", "base"),
+    [(False, "python:3.11-slim-arm64"), (True, "python:3.11-slim")],
+    ids=["classic-store", "containerd-store"],
+)
 def test_another_platform_builds_on_its_own_base_and_uv(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, containerd: bool, base: str
 ) -> None:
     from service_images import platforms, tiers
 
+    monkeypatch.setattr(engine, "client", lambda: None)
+    monkeypatch.setattr(engine, "containerd_store", lambda sdk: containerd)
     monkeypatch.setattr(platforms.host, "machine", lambda: "x86_64")
     monkeypatch.setattr(platforms.Platform, "emulation_ready", lambda self: True)
     monkeypatch.setattr(tiers, "foreign_uv_binary", lambda target, cache: (b"arm uv", "ab" * 32))
@@ -59,7 +66,7 @@ def test_another_platform_builds_on_its_own_base_and_uv(
     command = prepare(VARIANTS["ci"], options).argv()
     assert flag_values(command, "--platform") == ["linux/arm64"]
     build_arguments = dict(value.split("=", 1) for value in flag_values(command, "--build-arg"))
-    assert build_arguments["BASE_IMAGE"] == "python:3.11-slim-arm64"
+    assert build_arguments["BASE_IMAGE"] == base
     assert build_arguments["UV_SHA256_ARM64"] == "ab" * 32
     assert (tmp_path / ".build" / "uv-arm64").read_bytes() == b"arm uv"
     # A remote builder resolves the base for the platform itself: the name is left alone.

@@ -42,10 +42,15 @@ def test_wheel_tags_follow_python_311_and_the_bases_glibc(
 
 def test_another_platforms_base_has_a_tag_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(platforms.host, "machine", lambda: "x86_64")
-    assert base_image_for("python:3.11-slim", AMD64) == "python:3.11-slim"
-    assert base_image_for("python:3.11-slim", ARM64) == "python:3.11-slim-arm64"
-    assert base_image_for("host:5000/python", ARM64) == "host:5000/python:latest-arm64"
-    assert base_image_for("python@sha256:" + "0" * 64, ARM64).startswith("python@sha256:")
+    classic = {"one_platform_per_tag": True}
+    assert base_image_for("python:3.11-slim", AMD64, **classic) == "python:3.11-slim"
+    assert base_image_for("python:3.11-slim", ARM64, **classic) == "python:3.11-slim-arm64"
+    assert base_image_for("host:5000/python", ARM64, **classic) == "host:5000/python:latest-arm64"
+    assert base_image_for("python@sha256:" + "0" * 64, ARM64, **classic).startswith("python@")
+    # The containerd store keeps both platforms under the one tag.
+    assert base_image_for("python:3.11-slim", ARM64, one_platform_per_tag=False) == (
+        "python:3.11-slim"
+    )
 
 
 def test_platform_names(monkeypatch: pytest.MonkeyPatch) -> None:
