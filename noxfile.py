@@ -14,9 +14,11 @@ import nox
 
 from service_images import audit as dependency_audit
 from service_images import contract, runlock
+from service_images import dockerfiles as generated_blocks
 from service_images import requirements as requirement_checks
 from service_images.build import BuildOptions, build_image
 from service_images.cli import quiet_logs, user_errors
+from service_images.errors import OutOfDate
 from service_images.files import ensure_writable
 from service_images.variants import ROOT, VARIANTS, get_variant
 
@@ -188,6 +190,12 @@ def lint(session: nox.Session) -> None:
         commands.append((*dependabot, ".github/dependabot.yml"))
     # Every linter runs, so one run shows every finding.
     failed = []
+    if "hadolint" in linters:
+        try:
+            generated_blocks.regenerate(check=True)
+        except OutOfDate as error:
+            session.warn(error.message)
+            failed.append("invoke dockerfiles --check")
     for command in commands:
         try:
             session.run(*command)

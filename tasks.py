@@ -197,6 +197,18 @@ def readme(c: Context, results: str = "docs/bench.json", check: bool = False) ->
 
 
 @task(
+    help={"check": "Only compare: exit 14 when a Dockerfile differs from what the table renders."}
+)
+@user_errors()
+def dockerfiles(c: Context, check: bool = False) -> None:
+    """Render the Dockerfiles' tier blocks from the variants table and the locks."""
+    from service_images import dockerfiles as blocks
+
+    changed = blocks.regenerate(check=check)
+    print("Dockerfiles: " + (f"regenerated {', '.join(changed)}" if changed else "up to date"))
+
+
+@task(
     help={
         "variant": f"Which image to push: {' or '.join(VARIANTS)}.",
         "registry": "Registry HOST[:PORT] (e.g. 127.0.0.1:5000 or ghcr.io/OWNER).",

@@ -131,6 +131,12 @@ COMMANDS: tuple[Command, ...] = (
         smoke="invoke scan-coverage --help",
     ),
     Command(
+        "invoke dockerfiles",
+        "render the Dockerfiles' tier blocks from the variants table and the locks (`--check` "
+        "only compares; `nox -s lint` does)",
+        smoke="invoke dockerfiles --check",
+    ),
+    Command(
         "invoke readme",
         "regenerate README.md's generated sections (`--check` only compares)",
         smoke="invoke readme --check",

@@ -84,9 +84,12 @@ class ServiceNotReady(ToolError):
     meaning = "a container of the image did not start serving (its logs are shown)"
 
 
-class ReadmeOutOfDate(ToolError):
+class OutOfDate(ToolError):
     exit_code = 14
-    meaning = "README.md's generated sections are missing or out of date (`invoke readme`)"
+    meaning = (
+        "a generated part (README.md's sections, the Dockerfiles' tier blocks) is missing or out "
+        "of date (`invoke readme`, `invoke dockerfiles`)"
+    )
 
 
 class VulnerabilitiesFound(ToolError):
@@ -192,7 +195,7 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     AuditUnavailable,
     DoctorFailed,
     ServiceNotReady,
-    ReadmeOutOfDate,
+    OutOfDate,
     VulnerabilitiesFound,
     PushFailed,
     RegistryUnavailable,

@@ -14,7 +14,7 @@ from pathlib import Path
 from service_images.bench import report
 from service_images.build import BuildOptions
 from service_images.commands import COMMANDS
-from service_images.errors import EXIT_CODES, ReadmeOutOfDate
+from service_images.errors import EXIT_CODES, OutOfDate
 from service_images.variants import ROOT
 
 README = ROOT / "README.md"
@@ -58,7 +58,7 @@ def replace_section(text: str, name: str, body: str) -> str:
     """`text` with everything between NAME's markers replaced by `body`."""
     start, end = markers(name)
     if text.count(start) != 1 or text.count(end) != 1 or text.index(end) < text.index(start):
-        raise ReadmeOutOfDate(
+        raise OutOfDate(
             f"README.md needs exactly one line `{start}` and, below it, one line `{end}` "
             f"where the {name} section belongs."
         )
@@ -87,13 +87,13 @@ def rendered(text: str, bodies: Mapping[str, str]) -> str:
 def regenerate(readme: Path = README, results: Path = BENCH_RESULTS, *, check: bool) -> bool:
     """Rewrite (or with `check`, compare) the generated sections; whether anything changed."""
     if not readme.is_file():
-        raise ReadmeOutOfDate(f"{readme} does not exist: nothing to regenerate.")
+        raise OutOfDate(f"{readme} does not exist: nothing to regenerate.")
     text = readme.read_text(encoding="utf-8")
     updated = rendered(text, sections(results))
     if updated == text:
         return False
     if check:
-        raise ReadmeOutOfDate(
+        raise OutOfDate(
             f"{readme.name}'s generated sections are out of date: run `invoke readme` and commit."
         )
     readme.write_text(updated, encoding="utf-8")

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import importlib.metadata
 import io
-import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -182,22 +181,3 @@ def stage(
             write_atomically(staged, binary, mode=0o755)
         build_args[f"UV_SHA256_{target.arch.upper()}"] = sha256
     return build_args
-
-
-def mounted_tiers(dockerfile: Path) -> list[str]:
-    """The tier slices a Dockerfile's image holds, in layer order: those its stage chain installs
-    (the `.build/<variant>/<tier>.lock` slices the stages' steps mount), then, for each `COPY
-    --from=<stage> /opt/venv`, those of that stage's chain."""
-    text = dockerfile.read_text(encoding="utf-8")
-    slice_mount = re.compile(rf"{re.escape(STAGE_DIR)}/[a-z]+/([a-z-]+)\.lock")
-    stage = re.compile(r"^FROM (\S+)(?: AS (\S+))?\n(.*?)(?=^FROM |\Z)", re.M | re.S)
-    stages = {match[2]: (match[1], match[3]) for match in stage.finditer(text)}
-
-    def installs(name: str | None) -> list[str]:
-        if name not in stages:
-            return []  # the base image, or a stage of no tier
-        parent, body = stages[name]
-        return installs(parent) + slice_mount.findall(body)
-
-    copied = re.findall(r"^COPY --from=(\S+) /opt/venv ", stages[None][1], re.M)
-    return installs(None) + [tier for name in copied for tier in installs(name)]

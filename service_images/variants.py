@@ -117,6 +117,8 @@ class Variant:
     """Distribution patterns that must not be installed."""
     backends: tuple[str, ...] = ()
     """Deep-learning backends the image must import and run."""
+    compile_bytecode: bool = False
+    """Whether the install steps compile the bytecode (the root filesystem may be read-only)."""
     constrained_by: str | None = None
     """The variant whose lock constrains this one's resolution, so shared packages agree."""
 
@@ -168,6 +170,7 @@ VARIANTS: dict[str, Variant] = {
             lock=ROOT / "requirements.lock",
             description="production image: the service with TensorFlow and PyTorch",
             backends=("torch", "tensorflow"),
+            compile_bytecode=True,
             budgets=Budgets(
                 image_mb=11_000,
                 size_over_base_ratio=0.9,

@@ -19,7 +19,7 @@ from test_bench import X, sample_report
 from service_images import readme
 from service_images.bench import report
 from service_images.commands import COMMANDS
-from service_images.errors import EXIT_CODES, ReadmeOutOfDate
+from service_images.errors import EXIT_CODES, OutOfDate
 from service_images.variants import ROOT
 
 START, END = readme.markers("bench")
@@ -69,12 +69,12 @@ def test_replacing_is_idempotent() -> None:
     ],
 )
 def test_markers_missing_or_doubled_is_a_clear_error(text: str) -> None:
-    with pytest.raises(ReadmeOutOfDate, match="bench:start"):
+    with pytest.raises(OutOfDate, match="bench:start"):
         readme.replace_section(text, "bench", "section")
 
 
 def test_regenerate_needs_the_readme(tmp_path: Path) -> None:
-    with pytest.raises(ReadmeOutOfDate, match="does not exist"):
+    with pytest.raises(OutOfDate, match="does not exist"):
         readme.regenerate(readme=tmp_path / "README.md", check=False)
 
 
@@ -82,7 +82,7 @@ def test_check_fails_on_a_stale_readme_and_regenerate_mends_it(tmp_path: Path) -
     stale = tmp_path / "README.md"
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     stale.write_text(text.replace("| `invoke doctor` |", "| `invoke doctor --old` |"))
-    with pytest.raises(ReadmeOutOfDate, match="invoke readme"):
+    with pytest.raises(OutOfDate, match="invoke readme"):
         readme.regenerate(readme=stale, check=True)
     assert readme.regenerate(readme=stale, check=False)
     assert stale.read_text(encoding="utf-8") == text

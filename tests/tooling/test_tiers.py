@@ -19,7 +19,7 @@ from service_images import lockfile, locks, tiers
 from service_images.errors import BuildFailed, MissingFile, RequirementsProblem
 from service_images.lockfile import wheel_tags
 from service_images.platforms import PLATFORMS, get_platform, host_platform
-from service_images.variants import TIERS, VARIANTS, Tier, Variant
+from service_images.variants import VARIANTS, Tier, Variant
 
 LOCK = textwrap.dedent(
     """\
@@ -77,12 +77,6 @@ def test_the_tiers_hold_every_locked_package_once(variant: Variant) -> None:
         "a package lost or doubled"
     )
     assert len(entries) == len(set(entries))
-
-
-@pytest.mark.parametrize("variant", VARIANTS.values(), ids=lambda variant: variant.name)
-def test_each_dockerfile_installs_its_tiers_in_order(variant: Variant) -> None:
-    expected = [tier.name for tier in TIERS if tier.name in tiers.split(variant)]
-    assert tiers.mounted_tiers(variant.dockerfile) == expected
 
 
 def test_staging_writes_the_slices_of_the_contexts_lock_and_a_verified_uv(tmp_path: Path) -> None:
