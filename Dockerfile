@@ -21,7 +21,9 @@ RUN --mount=type=bind,source=debian-tools.lock,target=/tmp/build/debian-tools.lo
     sh /tmp/build/install-tier.sh tools
 
 FROM ${BASE_IMAGE} AS base
-RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
+# The service's user, and no setuid or setgid program: nothing in the image gains privileges.
+RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app \
+    && find / -xdev -perm /6000 -type f -exec chmod a-s {} +
 
 # Dependencies before source, one layer per tier of the lock (variants.TIERS): bumping a light
 # package rebuilds, pushes and pulls only the last, small layer. Each tier is one step of its own

@@ -61,7 +61,8 @@ install() {
     uv venv --quiet --python "$(command -v python)" "$venv"
     uv pip install --quiet --python "$venv/bin/python" --require-hashes --no-deps -r "$lock" \
         --build-constraints /tmp/build/build-constraints.lock
-    rm -rf /opt/uv-cache
+    # uv's own lock file for the venv (mode 666): nothing the image needs, nor one to leave writable.
+    rm -rf /opt/uv-cache "$venv/.lock"
 }
 
 slim() {

@@ -85,6 +85,31 @@ BREAKAGES = (
     ),
     Breakage("no-healthcheck", "HEALTHCHECK NONE", "healthcheck", "NONE"),
     Breakage(
+        "setuid-left",
+        "USER root\nRUN chmod u+s /usr/bin/find\nUSER app",
+        "setuid",
+        "/usr/bin/find",
+    ),
+    Breakage(
+        "app-writable",
+        "USER root\nRUN chmod -R o+w /app/app\nUSER app",
+        "cannot_change_its_code",
+        "/app/app",
+    ),
+    Breakage(
+        "second-listener",
+        'CMD ["sh", "-c", "python -m http.server 9000 >/dev/null 2>&1 & '
+        'exec python -m app --host 0.0.0.0 --port 8000"]',
+        "only_the_service_port",
+        "9000",
+    ),
+    Breakage(
+        "secret-in-environment",
+        "ENV API_TOKEN=not-a-real-token",
+        "environment_holds",
+        "API_TOKEN",
+    ),
+    Breakage(
         "writes-outside-tmp",
         'CMD ["sh", "-c", "touch /app/started && exec python -m app --host 0.0.0.0 --port 8000"]',
         "hardened",
