@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import docker
@@ -14,10 +16,12 @@ import docker.models.containers
 import httpx
 
 from service_images import ledger
-from service_images.errors import ServiceNotReady
+from service_images.errors import ServiceNotReady, ToolError
 from service_images.variants import PROJECT_LABEL
 
 SERVICE_PORT = "8000/tcp"
+PROBE = (Path(__file__).parent / "image_probe.py").read_text(encoding="utf-8")
+"""What an image holds, from inside it: `python -c PROBE REQUEST` (image_probe.py says what)."""
 
 
 @dataclass
@@ -56,6 +60,14 @@ class Service:
             ) from error
         assert isinstance(output, bytes)  # neither streamed nor demultiplexed
         return -1 if exit_code is None else exit_code, output.decode(errors="replace")
+
+    def probe(self, request: Mapping[str, Any], timeout: int = 240) -> dict[str, Any]:
+        """The in-image probe's answer (PROBE), from one exec in this container."""
+        code, output = self.run("python", "-c", PROBE, json.dumps(request), timeout=timeout)
+        if code != 0:
+            raise ToolError(f"the probe failed in the container (exit {code}):\n{output[-3000:]}")
+        answer: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+        return answer
 
     def wait_until(self, state: Literal["answers", "healthy"], deadline_s: float) -> float:
         """Poll until /health answers, or Docker reports `healthy`; seconds since the start."""

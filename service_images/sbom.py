@@ -1,6 +1,6 @@
 """A CycloneDX SBOM of what an image holds, checked against its lock; and scan coverage.
 
-The inventory comes from ONE `docker run` of a stdlib-only probe (`sbom_probe.py`) in the image
+The inventory comes from ONE `docker run` of a stdlib-only probe (`image_probe.py`) in the image
 itself, so the SBOM lists what is installed, not what a lock says should be, and no tool is added
 to the image to describe it. The SBOM is CycloneDX 1.5 JSON with a purl (`pkg:pypi/name@version`)
 per distribution; each component says which Python environment holds it (`service`: what the
@@ -23,12 +23,12 @@ from typing import Any
 import docker
 import docker.errors
 
+from service_images.containers import PROBE
 from service_images.errors import ImageMissing, SbomMismatch, ScanCoverageGap, ToolError
 from service_images.files import write_atomically
 from service_images.platforms import Platform, get_platform, host_platform
 from service_images.variants import IMAGE_NAME, ROOT, Variant, normalise
 
-PROBE = (Path(__file__).parent / "sbom_probe.py").read_text(encoding="utf-8")
 ENVIRONMENT_PROPERTY = "python-ai-service:environment"
 LOCATION_PROPERTY = "python-ai-service:location"
 PLATFORM_PROPERTY = "python-ai-service:platform"
@@ -57,7 +57,7 @@ def inventory(sdk: docker.DockerClient, image: str) -> list[Distribution]:
     try:
         output = sdk.containers.run(
             image,
-            ["-c", PROBE],
+            ["-c", PROBE, "{}"],
             entrypoint=["python"],
             network_disabled=True,
             read_only=True,

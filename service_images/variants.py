@@ -15,6 +15,8 @@ from service_images.errors import UnknownVariant
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_NAME = "python-ai-service"
+SERVICE_SOURCE = ROOT / "python-ai-service" / "app"
+"""The service's code: what the Dockerfiles copy into /app/app."""
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 BASE_IMAGE_BUDGET_MB = 148  # `invoke base-image`: min(160, measured 134 MB + 10 %)
 # Per architecture: arm64's machine code is larger (measured 158 MB, the same packages).

@@ -10,20 +10,17 @@ runs `invoke lock`'s own function in its copy, as README tells users to, so only
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from service_images import locks
+from service_images import inputs, locks
 from service_images.errors import RequirementsProblem
-from service_images.tiers import install_inputs
-from service_images.variants import ROOT, VARIANTS
+from service_images.variants import ROOT, SERVICE_SOURCE, VARIANTS
 
 BEFORE_DIR = Path("service_images/before")
 """The pre-project Dockerfiles, in the copy."""
 BEFORE_CONTEXT = Path("before-context")
-SERVICE = Path("python-ai-service/app")
 SERVICE_FILE = Path("app/main.py")
 """The file the code-only change touches, under each copy's app/."""
 
@@ -41,33 +38,16 @@ LIGHT_BUMP = Bump("loguru", "0.7.2")
 
 def copy_context(destination: Path) -> Path:
     """What the builds need, copied so that changes never touch the real tree."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".env*", "*.pem", "*.key")
-    paths = {Path(".dockerignore"), SERVICE, BEFORE_DIR, Path("pyproject.toml")}
-    paths |= {locks.BUILD_REQUIREMENTS.relative_to(ROOT)}
-    paths |= {path.relative_to(ROOT) for path in locks.lock_files()}
-    for variant in VARIANTS.values():
-        paths |= {variant.dockerfile.relative_to(ROOT), variant.requirements.relative_to(ROOT)}
-        paths |= {path.relative_to(ROOT) for path in install_inputs(variant)}
-    for relative in sorted(paths):
-        _copy(ROOT / relative, destination / relative, ignore)
+    inputs.copy(destination, inputs.for_builds() | inputs.for_locks() | {BEFORE_DIR})
     before = destination / BEFORE_CONTEXT
-    _copy(ROOT / SERVICE, before / "app", ignore)
-    for variant in VARIANTS.values():
-        _copy(variant.requirements, before / variant.requirements.name, ignore)
+    inputs.copy(before, [Path(SERVICE_SOURCE.name)], source=SERVICE_SOURCE.parent)
+    inputs.copy(before, [Path(variant.requirements.name) for variant in VARIANTS.values()])
     return destination
-
-
-def _copy(source: Path, target: Path, ignore: object) -> None:
-    if source.is_dir():
-        shutil.copytree(source, target, ignore=ignore)  # type: ignore[arg-type]
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
 
 
 def change_service_code(context: Path) -> None:
     """A change to service code only: one more comment line in the service's main module."""
-    for app in (context / SERVICE.parent, context / BEFORE_CONTEXT):
+    for app in (context / SERVICE_SOURCE.parent.relative_to(ROOT), context / BEFORE_CONTEXT):
         with (app / SERVICE_FILE).open("a", encoding="utf-8") as handle:
             handle.write(f"\n# bench: a code-only change at {time.time_ns()}\n")
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import docker
 
-from service_images import archive, containers
+from service_images import archive, containers, sbom
 from service_images.bench.memory import MB
-from service_images.errors import ServiceNotReady, ToolError
+from service_images.errors import ServiceNotReady
 from service_images.variants import PROJECT_LABEL
 
 BENCH_LABEL = "io.python-ai-service.bench"
@@ -62,19 +62,9 @@ def compressed_mb(sdk: docker.DockerClient, tag: str) -> float:
     return total / MB
 
 
-COUNT_DISTRIBUTIONS = (
-    "import importlib.metadata as m; "
-    "print(len({(d.metadata['Name'] or '').lower() for d in m.distributions()}))"
-)
-
-
 def count_distributions(sdk: docker.DockerClient, tag: str) -> int:
-    with containers.running(sdk, tag, labels=LABELS) as service:
-        status, output = service.run("python", "-c", COUNT_DISTRIBUTIONS, timeout=120)
-    last = output.strip().splitlines()[-1] if output.strip() else ""
-    if status != 0 or not last.isdigit():
-        raise ToolError(f"counting distributions in {tag} failed: {output[-300:]}")
-    return int(last)
+    """The distributions the service's environment holds, as the SBOM lists them."""
+    return len({d.name for d in sbom.inventory(sdk, tag) if d.environment == "service"})
 
 
 def measure_start(

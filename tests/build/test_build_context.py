@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import secrets
-import shutil
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -26,9 +24,9 @@ import docker
 import docker.errors
 import pytest
 
-from service_images import tiers
+from service_images import archive, inputs
 from service_images.build import BuildOptions, build_image
-from service_images.variants import IMAGE_NAME, ROOT, get_variant
+from service_images.variants import IMAGE_NAME, get_variant
 
 # Files a careless context would ship, relative to the repository root. Each must stay out of the
 # image; those under python-ai-service/app sit inside a directory the Dockerfile copies whole.
@@ -47,36 +45,11 @@ PLANTED_SECRETS = (
 )
 # A source file the image must contain: the positive control for the search.
 PROBE_SOURCE = "python-ai-service/app/_build_context_probe.py"
-COPY = re.compile(r"^\s*(?:COPY|ADD)\s+(?P<args>.+)$", re.IGNORECASE)
-
-
-def copied_sources(dockerfile: Path) -> list[str]:
-    """Paths the Dockerfile copies from the build context (COPY/ADD without --from)."""
-    sources = []
-    for line in dockerfile.read_text(encoding="utf-8").splitlines():
-        if match := COPY.match(line):
-            words = match["args"].split()
-            if any(word.startswith("--from") for word in words):
-                continue
-            sources += [word for word in words[:-1] if not word.startswith("--")]
-    return sources
 
 
 def make_context(destination: Path, marker: str, probe: str) -> None:
     """A copy of the repository with what the CI build needs, plus the planted secrets."""
-    variant = get_variant("ci")
-    # What the install steps mount besides what they copy; `.build/` is staged by the build.
-    needed = [variant.dockerfile.relative_to(ROOT).as_posix(), ".dockerignore"]
-    needed += [path.relative_to(ROOT).as_posix() for path in tiers.install_inputs(variant)]
-    copied = [path for path in copied_sources(variant.dockerfile) if not path.startswith(".build/")]
-    for relative in needed + copied:
-        source, target = ROOT / relative, destination / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".env*", "*.pem", "*.key")
-            shutil.copytree(source, target, ignore=ignore)
-        else:
-            shutil.copy2(source, target)
+    inputs.copy(destination, inputs.for_builds([get_variant("ci")]))
     for relative in PLANTED_SECRETS:
         path = destination / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,45 +57,38 @@ def make_context(destination: Path, marker: str, probe: str) -> None:
     (destination / PROBE_SOURCE).write_text(f'PROBE = "{probe}"\n', encoding="utf-8")
 
 
-def contains(stream: IO[bytes], needle: bytes, chunk_size: int = 1 << 20) -> bool:
-    """Whether the stream holds `needle`, read in chunks (also across chunk boundaries)."""
+def found_in(stream: IO[bytes], needles: set[bytes], chunk_size: int = 1 << 20) -> set[bytes]:
+    """Which of the needles the stream holds, read in chunks (also across chunk boundaries)."""
+    overlap = max(map(len, needles), default=1) - 1
+    found: set[bytes] = set()
     tail = b""
     while chunk := stream.read(chunk_size):
-        if needle in tail + chunk:
-            return True
-        tail = chunk[-(len(needle) - 1) :]
-    return False
+        window = tail + chunk
+        found |= {needle for needle in needles if needle in window}
+        tail = window[-overlap:] if overlap else b""
+    return found
 
 
-def occurrences(archive: Path, needle: bytes) -> list[str]:
-    """Where `needle` occurs in a `docker save` archive: layer files, config, history, manifests."""
-    hits = []
-    with tarfile.open(archive) as saved:
-        for member in saved:
-            if not member.isfile():
-                continue
-            blob = saved.extractfile(member)
-            assert blob is not None
-            if is_tar(blob):  # a layer (maybe gzipped): name the file that holds the needle
-                with tarfile.open(fileobj=blob, mode="r:*") as layer:
-                    for entry in layer:
-                        content = layer.extractfile(entry) if entry.isfile() else None
-                        in_name = needle in f"{entry.name} {entry.linkname}".encode()
-                        if in_name or (content is not None and contains(content, needle)):
-                            hits.append(f"{member.name}: /{entry.name}")
-            elif contains(blob, needle):  # config, history, manifests
-                hits.append(member.name)
+def occurrences(chunks: Iterable[bytes], needles: set[bytes]) -> dict[bytes, list[str]]:
+    """Where each needle occurs in a `docker save` stream: layer files (by name or content), and
+    the config, history and manifests."""
+    hits: dict[bytes, list[str]] = {needle: [] for needle in needles}
+
+    def on_layer(layer: archive.Layer, content: tarfile.TarFile) -> None:
+        for entry in content:
+            data = content.extractfile(entry) if entry.isfile() else None
+            named = {
+                needle for needle in needles if needle in f"{entry.name} {entry.linkname}".encode()
+            }
+            for needle in named | (found_in(data, needles) if data is not None else set()):
+                hits[needle].append(f"{layer.name}: /{entry.name}")
+
+    saved = archive.read(chunks, on_layer)
+    for name, blob in saved.metadata.items():
+        for needle in needles:
+            if needle in blob:
+                hits[needle].append(name)
     return hits
-
-
-def is_tar(blob: IO[bytes]) -> bool:
-    try:
-        with tarfile.open(fileobj=blob, mode="r:*"):
-            return True
-    except tarfile.ReadError:
-        return False
-    finally:
-        blob.seek(0)
 
 
 @pytest.fixture
@@ -146,14 +112,8 @@ def test_secrets_in_the_context_never_reach_the_image(
     build_image(get_variant("ci"), BuildOptions(context=context, tag=unique_tag))
 
     image = docker_client.images.get(unique_tag)
-    archive = tmp_path / "image.tar"
-    try:
-        with archive.open("wb") as out:
-            for chunk in image.save(named=True):
-                out.write(chunk)
-        probes, leaks = occurrences(archive, probe.encode()), occurrences(archive, marker.encode())
-    finally:
-        archive.unlink(missing_ok=True)  # hundreds of MB; pytest keeps its last tmp dirs
+    found = occurrences(image.save(chunk_size=8 << 20), {probe.encode(), marker.encode()})
+    probes, leaks = found[probe.encode()], found[marker.encode()]
 
     assert probes, (
         f"the probe {PROBE_SOURCE} is not in the saved image: the search cannot see into its "
@@ -165,7 +125,6 @@ def test_secrets_in_the_context_never_reach_the_image(
     assert not leaks, "secrets from the build context reached the image:\n" + "\n".join(leaks)
 
 
-def test_contains_finds_a_needle_across_chunks() -> None:
+def test_found_in_finds_a_needle_across_chunks() -> None:
     data = b"x" * 10 + b"needle" + b"y" * 10
-    assert contains(io.BytesIO(data), b"needle", chunk_size=13)
-    assert not contains(io.BytesIO(data), b"needles", chunk_size=13)
+    assert found_in(io.BytesIO(data), {b"needle", b"needles"}, chunk_size=13) == {b"needle"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import docker
 import pytest
 from commandline import assert_one_line_error, invoke
 
-from service_images import debian_tools, engine, tiers
+from service_images import debian_tools, engine, inputs, tiers
 from service_images.base_image import image_size_mb
 from service_images.build import BuildOptions, build_image
 from service_images.errors import BuildFailed
@@ -18,7 +19,6 @@ from service_images.variants import (
     BASE_IMAGE_BUDGET_MB,
     DEFAULT_BASE_IMAGE,
     PROJECT_LABEL,
-    ROOT,
     VARIANTS,
 )
 
@@ -31,15 +31,11 @@ def test_base_image_missing() -> None:
 def test_failed_build_names_the_failing_step(tmp_path: Path) -> None:
     """A lock whose hash is wrong fails the install step; the error names that step."""
     variant = VARIANTS["ci"]
-    (tmp_path / "python-ai-service").mkdir()
-    shutil.copytree(ROOT / "python-ai-service" / "app", tmp_path / "python-ai-service" / "app")
-    shutil.copy(variant.dockerfile, tmp_path)
-    shutil.copy(ROOT / ".dockerignore", tmp_path)
-    for path in tiers.install_inputs(variant):
-        (tmp_path / path.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, tmp_path / path.relative_to(ROOT))
+    inputs.copy(tmp_path, inputs.for_builds([variant]))
     lock = variant.lock.read_text()
-    (tmp_path / variant.lock.name).write_text(lock.replace("--hash=sha256:", "--hash=sha256:0", 1))
+    # Well-formed hashes of no file: the lock parses, the install step's hash check fails.
+    wrong = re.sub(r"--hash=sha256:[0-9a-f]{64}", "--hash=sha256:" + "0" * 64, lock)
+    (tmp_path / variant.lock.name).write_text(wrong)
     tag = "python-ai-service:test-failed-build"
     with pytest.raises(BuildFailed) as error:
         build_image(variant, BuildOptions(context=tmp_path, tag=tag))

@@ -8,11 +8,9 @@ variant's lock file, never from lists written here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -24,12 +22,11 @@ from saved_image import SavedImage, foreign_needles, scan
 
 from service_images.build import git, resolve_ca_bundle
 from service_images.containers import Service, running
-from service_images.errors import ImageMissing
+from service_images.errors import ImageMissing, ToolError
 from service_images.lockfile import locked_versions
 from service_images.platforms import Platform, by_architecture, host_platform
 from service_images.variants import LEFTOVER_PATTERNS, VARIANTS, Variant, get_variant
 
-PROBE = (Path(__file__).parent / "probe.py").read_text()
 # The public trust stores an image may carry: the system's, certifi's, and the copy pip vendors
 # (the official python image has one). Their certificates are no evidence of the build's bundle.
 OWN_TRUST_STORES = (
@@ -264,10 +261,14 @@ def run_probe(
         ),
         "backends": list(variant.backends),
     }
-    code, output = container.run("python", "-c", PROBE, json.dumps(request), timeout=timeout)
-    if code != 0:
-        pytest.fail(f"the probe failed in the container (exit {code}):\n{output[-3000:]}")
-    return dict(json.loads(output.strip().splitlines()[-1]))
+    try:
+        answer = container.probe(request, timeout)
+    except ToolError as error:
+        pytest.fail(error.message)
+    service = [d for d in answer.pop("distributions") if d["environment"] == "service"]
+    answer["distributions"] = {d["name"]: d["version"] for d in service}
+    answer["top_level"] = {d["name"]: d["top_level"] for d in service}
+    return answer
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,10 @@ import docker.models.containers
 import docker.models.images
 import httpx
 import pytest
-from conftest import Emulation
+from conftest import STARTUP_DEADLINE_S, Emulation
 
 from service_images.containers import Service, running
 from service_images.variants import Variant
-
-STARTUP_DEADLINE_S = 90
 
 BACKENDS = ("torch", "tensorflow")  # what the forecast endpoint offers
 

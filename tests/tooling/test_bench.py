@@ -19,7 +19,7 @@ from service_images.bench import run as bench_run
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
 from service_images.errors import MissingFile
 from service_images.requirements import check
-from service_images.variants import ROOT, VARIANTS, Budgets
+from service_images.variants import ROOT, SERVICE_SOURCE, VARIANTS, Budgets
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
 X = report.TIMES  # the multiplication sign
@@ -361,11 +361,11 @@ def test_other_builds_reads_proc(tmp_path: Path) -> None:
 
 
 def test_code_change_happens_in_both_copies_only(tmp_path: Path) -> None:
-    real = (ROOT / context.SERVICE / "main.py").read_bytes()
+    real = (SERVICE_SOURCE / "main.py").read_bytes()
     copied = context.copy_context(tmp_path / "context")
     context.change_service_code(copied)
-    assert (ROOT / context.SERVICE / "main.py").read_bytes() == real
-    for app in (copied / context.SERVICE, copied / context.BEFORE_CONTEXT / "app"):
+    assert (SERVICE_SOURCE / "main.py").read_bytes() == real
+    for app in (copied / SERVICE_SOURCE.relative_to(ROOT), copied / context.BEFORE_CONTEXT / "app"):
         changed = (app / "main.py").read_bytes()
         assert changed.startswith(real)
         assert b"# bench: a code-only change" in changed[len(real) :]
