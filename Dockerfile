@@ -21,8 +21,10 @@ RUN --mount=type=bind,source=debian-tools.lock,target=/tmp/build/debian-tools.lo
     sh /tmp/build/install-tier.sh tools
 
 FROM ${BASE_IMAGE} AS base
-# The service's user, and no setuid or setgid program: nothing in the image gains privileges.
-RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app \
+# The service's user (dated 1970 in /etc/shadow: not the day of the build), and no setuid or
+# setgid program: nothing in the image gains privileges.
+RUN SOURCE_DATE_EPOCH=0 useradd --uid 10001 --user-group --no-create-home --home-dir /tmp \
+        --shell /usr/sbin/nologin app \
     && find / -xdev -perm /6000 -type f -exec chmod a-s {} +
 
 # Dependencies before source, one layer per tier of the lock (variants.TIERS): bumping a light

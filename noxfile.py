@@ -8,6 +8,7 @@ build, ...) exits with the same code as the invoke task would (README, "When som
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import nox
@@ -15,6 +16,7 @@ import nox
 from service_images import audit as dependency_audit
 from service_images import contract, runlock
 from service_images import dockerfiles as generated_blocks
+from service_images import reproducible as reproducibility
 from service_images import requirements as requirement_checks
 from service_images.build import BuildOptions, build_image
 from service_images.cli import quiet_logs, user_errors
@@ -35,6 +37,7 @@ nox.options.sessions = [
     "ci_image",
     "builds",
     "contract_selftest",
+    "reproducible",
     "readme_commands",
     "full_image",
 ]
@@ -152,6 +155,21 @@ def readme_commands(session: nox.Session) -> None:
     start(session)
     session.install(*TEST_REQUIREMENTS, "-e", ".")
     pytest(session, "pytest", "tests/readme", junit("readme-commands"), *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def reproducible(session: nox.Session) -> None:
+    """Build the CI image cold on two clean engines and prove both give the same digest."""
+    argparse.ArgumentParser(
+        prog="nox -s reproducible --",
+        description="Two cold builds of this commit on two private engines (containerd store), "
+        "compared platform manifest by platform manifest; exit 32 names the first file that "
+        "differs.",
+    ).parse_args(session.posargs)
+    start(session)
+    with user_errors(), tempfile.TemporaryDirectory(prefix="reproducible-") as work:
+        for platform, digest in reproducibility.build_twice(get_variant("ci"), Path(work)).items():
+            session.log(f"{platform}: both builds gave {digest}")
 
 
 # `nox -s lint -- NAME...` runs only some of them (e.g. the security scan runs `hadolint`).

@@ -40,6 +40,7 @@ CA_SECRET_ID = "ca_bundle"  # the Dockerfiles mount it with this id
 
 
 PROGRESS = ("plain", "tty", "quiet")
+COMPRESSIONS = ("zstd", "gzip")
 
 
 def option(default: object, help: str) -> Any:
@@ -75,6 +76,19 @@ class BuildOptions:
         "linux/amd64, linux/arm64, or both comma-separated (one tag for two platforms: the "
         "containerd image store); default this machine's. Another runs under QEMU.",
     )
+    push_to: str | None = option(
+        None,
+        "Push to this registry (HOST[:PORT][/NAMESPACE]) from BuildKit instead of loading the "
+        "image: layers compressed once, file times from the commit (the digest is the same on "
+        "any machine), SLSA provenance attached; the digest is printed.",
+    )
+    compression: str = option(
+        "zstd",
+        f"Layer compression: {', '.join(COMPRESSIONS)} (zstd needs Docker 23 or containerd 1.5 "
+        "to pull; gzip for older clients).",
+    )
+    oci_archive: Path | None = None
+    """Write the image as an OCI archive here instead (the reproducibility check compares two)."""
     build_args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     dockerfile: Path | None = None
@@ -112,16 +126,25 @@ class BuildPlan:
     labels: Mapping[str, str]
     secrets: tuple[str, ...]
     iidfile: Path
+    output: str
+    """`--output` (or `--load`): where the image goes."""
+    metadata_file: Path
+    """BuildKit's metadata of the build: the pushed digest."""
+    provenance: str | None = None
 
     @property
     def revision(self) -> str:
         return self.labels.get("org.opencontainers.image.revision", "unknown")
 
     def argv(self) -> list[str]:
-        args = ["--load", "--file", str(self.dockerfile), "--tag", self.tag]
+        args = ["--load"] if self.output == "load" else ["--output", self.output]
+        args += ["--file", str(self.dockerfile), "--tag", self.tag]
         if self.platform_given:
             args += ["--platform", ",".join(target.docker for target in self.targets)]
         args += ["--progress", self.progress, "--iidfile", str(self.iidfile)]
+        args += ["--metadata-file", str(self.metadata_file)]
+        if self.provenance:
+            args += ["--provenance", self.provenance]
         for flag, value in (
             ("--builder", self.builder),
             ("--cache-from", self.cache_from),
@@ -144,7 +167,8 @@ class BuildPlan:
 class BuildResult:
     tag: str
     image_id: str
-    """What BuildKit built (its --iidfile): the tests refer to the image by it, not by the tag."""
+    """What BuildKit built (its --iidfile; pushed: the manifest's digest): the tests refer to the
+    image by it, not by the tag."""
     seconds: float
     revision: str
 
@@ -274,9 +298,18 @@ def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
                 "it where binfmt_misc can be mounted), or pass --builder with a builder of that "
                 "platform."
             )
+    if options.compression not in COMPRESSIONS:
+        raise BadOption(
+            f"--compression {options.compression!r}: choose one of {', '.join(COMPRESSIONS)}."
+        )
     base = base_for(options)
     staged = tiers.stage(variant, options.context, targets) if ours else {}
     tag = options.tag or variant.tag
+    if options.push_to:
+        tag = f"{registry_repository(options.push_to)}:{tag.rpartition(':')[2]}"
+    run_files = (
+        options.context / tiers.STAGE_DIR / "runs" / f"{tag.replace('/', '_')}-{os.getpid()}"
+    )
     return BuildPlan(
         tag=tag,
         dockerfile=dockerfile,
@@ -288,14 +321,50 @@ def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
         builder=options.builder,
         cache_from=options.cache_from,
         cache_to=options.cache_to,
-        build_args={"BASE_IMAGE": base, **staged, **options.build_args},
+        build_args={
+            "BASE_IMAGE": base,
+            **staged,
+            "SOURCE_DATE_EPOCH": source_date_epoch(),
+            **options.build_args,
+        },
         labels={**oci_labels(variant, base, local_base=not options.builder), **options.labels},
         secrets=(f"id={CA_SECRET_ID},src={ca_bundle}",) if ca_bundle else (),
-        iidfile=options.context
-        / tiers.STAGE_DIR
-        / "iid"
-        / f"{tag.replace('/', '_')}-{os.getpid()}",
+        iidfile=run_files.with_suffix(".iid"),
+        output=output(options, tag),
+        metadata_file=run_files.with_suffix(".json"),
+        provenance="mode=max" if options.push_to or options.oci_archive else None,
     )
+
+
+def registry_repository(push_to: str) -> str:
+    from service_images import registry  # registry imports this module's neighbours
+
+    return registry.repository(registry.check_registry(push_to))
+
+
+def source_date_epoch() -> str:
+    """The commit's time, in seconds (SOURCE_DATE_EPOCH, the reproducible-builds convention):
+    BuildKit dates the image's config and history by it, rewrites file times to it, and
+    Python compiles hash-based bytecode (PEP 552) when it is set."""
+    committed = git("log", "-1", "--format=%ct")
+    given = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return committed or (given if given.isdigit() else "0")
+
+
+def output(options: BuildOptions, tag: str) -> str:
+    """Where the image goes: a registry, an OCI archive, the containerd store (its layers
+    compressed as asked, once), or `load` (the classic store, or a remote builder's tarball)."""
+    compressed = (
+        f"compression={options.compression},compression-level=3,force-compression=true,"
+        "oci-mediatypes=true"
+    )
+    if options.push_to:
+        return f"type=registry,name={tag},{compressed},rewrite-timestamp=true"
+    if options.oci_archive:
+        return f"type=oci,dest={options.oci_archive},{compressed},rewrite-timestamp=true"
+    if options.builder or not engine.containerd_store(engine.client()):
+        return "load"
+    return f"type=image,name={tag},{compressed}"
 
 
 def base_for(options: BuildOptions) -> str:
@@ -327,9 +396,18 @@ def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
         seconds = time.monotonic() - started
         if returncode != 0:
             raise BuildFailed(failure_summary(plan.tag, output, returncode))
-        image_id = plan.iidfile.read_text().strip()
+        metadata = json.loads(plan.metadata_file.read_text())
+        image_id = plan.iidfile.read_text().strip() if plan.iidfile.is_file() else ""
     finally:
         plan.iidfile.unlink(missing_ok=True)
+        plan.metadata_file.unlink(missing_ok=True)
+    digest = str(metadata.get("containerimage.digest", image_id))
+    if not plan.output.startswith(("load", "type=image")):
+        if options.push_to:
+            print(f"==> pushed {plan.tag.rpartition(':')[0]}@{digest} in {seconds:.1f} s")
+        else:
+            print(f"==> wrote {options.oci_archive} ({digest[:19]}) in {seconds:.1f} s")
+        return BuildResult(plan.tag, digest, seconds, plan.revision)
     ledger.record_image(engine.engine_id(engine.client()), plan.tag, image_id)
     now = engine.cli("image", "inspect", "--format", "{{.Id}}", plan.tag).stdout.strip()
     if now != image_id:

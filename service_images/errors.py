@@ -174,6 +174,11 @@ class Busy(ToolError):
     )
 
 
+class NotReproducible(ToolError):
+    exit_code = 32
+    meaning = "two builds of one commit differ (the first differing file is named)"
+
+
 class Interrupted(ToolError):
     exit_code = 130
     meaning = "interrupted (Ctrl-C): what the command had started is stopped and removed"
@@ -210,5 +215,6 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     WriteFailed,
     BadOption,
     Busy,
+    NotReproducible,
     Interrupted,
 )

@@ -1,0 +1,159 @@
+"""Two builds of one commit, compared: the same platform-manifest digest, or the first file that
+differs.
+
+The builds are OCI archives (BuildKit's `type=oci` output, with SOURCE_DATE_EPOCH and
+`rewrite-timestamp`), made on two clean engines by `nox -s reproducible` and by the bench. The
+index digest is not compared: BuildKit's provenance attestation in it names the build's own
+machine and time. A platform's manifest is: its config and its layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from service_images import private_engine
+from service_images.archive import compression, decompressed
+from service_images.build import BuildOptions, build_image
+from service_images.errors import NotReproducible
+from service_images.variants import DEFAULT_BASE_IMAGE, Variant
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of a layer, as far as a digest depends on it."""
+
+    kind: str
+    mode: int
+    owner: tuple[int, int]
+    mtime: int
+    content: str
+    """The sha256 of a file's bytes, or a link's target."""
+
+
+class OciArchive:
+    """An OCI layout tar on disk, read at random (BuildKit writes one per build)."""
+
+    def __init__(self, path: Path, tar: tarfile.TarFile) -> None:
+        self.path = path
+        self._tar = tar
+
+    def blob(self, digest: str) -> IO[bytes]:
+        member = self._tar.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}")
+        if member is None:
+            raise NotReproducible(f"{self.path.name} has no blob {digest}.")
+        return member
+
+    def json(self, digest: str) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.blob(digest).read())
+        return found
+
+    def platform_manifests(self) -> dict[str, str]:
+        """platform -> manifest digest, for each image (not attestation) of the archive."""
+        index_json = self._tar.extractfile("index.json")
+        assert index_json is not None
+        found = {}
+        for top in json.loads(index_json.read())["manifests"]:
+            entries = self.json(top["digest"]).get("manifests", [top])
+            for entry in entries:
+                platform = entry.get("platform") or {}
+                if "unknown" in (platform.get("os"), platform.get("architecture")):
+                    continue  # BuildKit's attestation manifest
+                manifest = self.json(entry["digest"])
+                config = self.json(manifest["config"]["digest"])
+                found[f"{config['os']}/{config['architecture']}"] = entry["digest"]
+        return found
+
+    def entries(self, layer_digest: str) -> dict[str, Entry]:
+        """path -> what a digest depends on, for each file of a layer."""
+        blob = self.blob(layer_digest)
+        kind = compression(blob.peek(512)[:512]) or "none"  # type: ignore[attr-defined]
+        found = {}
+        with tarfile.open(fileobj=decompressed(blob, kind), mode="r|") as layer:
+            for member in layer:
+                content = member.linkname
+                if member.isfile():
+                    data = layer.extractfile(member)
+                    assert data is not None
+                    digest = hashlib.sha256()
+                    while chunk := data.read(1 << 20):
+                        digest.update(chunk)
+                    content = digest.hexdigest()
+                owner = (member.uid, member.gid)
+                found["/" + member.name.removeprefix("./")] = Entry(
+                    member.type.decode(), member.mode, owner, int(member.mtime), content
+                )
+        return found
+
+
+def compare(first: Path, second: Path) -> dict[str, str]:
+    """platform -> manifest digest, the same in both archives; NotReproducible naming the first
+    file that differs (its path, its layer and both hashes) when they are not."""
+    with tarfile.open(first) as tar_a, tarfile.open(second) as tar_b:
+        a, b = OciArchive(first, tar_a), OciArchive(second, tar_b)
+        manifests_a, manifests_b = a.platform_manifests(), b.platform_manifests()
+        if manifests_a.keys() != manifests_b.keys():
+            raise NotReproducible(
+                f"the builds hold other platforms: {sorted(manifests_a)} and {sorted(manifests_b)}."
+            )
+        for platform, digest in manifests_a.items():
+            if digest != manifests_b[platform]:
+                raise NotReproducible(
+                    f"{platform}: {digest} and {manifests_b[platform]} differ: "
+                    + first_difference(a, b, digest, manifests_b[platform])
+                )
+        return manifests_a
+
+
+def first_difference(a: OciArchive, b: OciArchive, digest_a: str, digest_b: str) -> str:
+    manifest_a, manifest_b = a.json(digest_a), b.json(digest_b)
+    layers = zip(manifest_a["layers"], manifest_b["layers"], strict=False)
+    for number, (layer_a, layer_b) in enumerate(layers, start=1):
+        if layer_a["digest"] == layer_b["digest"]:
+            continue
+        entries_a, entries_b = a.entries(layer_a["digest"]), b.entries(layer_b["digest"])
+        for path in sorted(entries_a.keys() | entries_b.keys()):
+            one, other = entries_a.get(path), entries_b.get(path)
+            if one != other:
+                return (
+                    f"the first file that differs is {path} in layer {number} "
+                    f"({layer_a['digest'][:19]} and {layer_b['digest'][:19]}): "
+                    f"{describe(one)} and {describe(other)}."
+                )
+        return f"layer {number} differs in its tar framing only (same files, same metadata)."
+    if len(manifest_a["layers"]) != len(manifest_b["layers"]):
+        return f"{len(manifest_a['layers'])} layers and {len(manifest_b['layers'])}."
+    config_a, config_b = (
+        a.json(manifest_a["config"]["digest"]),
+        b.json(manifest_b["config"]["digest"]),
+    )
+    keys = sorted(
+        key for key in config_a.keys() | config_b.keys() if config_a.get(key) != config_b.get(key)
+    )
+    return f"the same layers; the image configs differ in {', '.join(keys) or 'their bytes'}."
+
+
+def describe(entry: Entry | None) -> str:
+    if entry is None:
+        return "absent"
+    what = f"sha256 {entry.content[:16]}" if entry.kind in ("0", "\0") else f"-> {entry.content}"
+    owner = f"{entry.owner[0]}:{entry.owner[1]}"
+    return f"{what} (mode {entry.mode:o}, owner {owner}, mtime {entry.mtime})"
+
+
+def build_twice(variant: Variant, work: Path) -> dict[str, str]:
+    """Build `variant` cold on two clean engines (containerd store) and compare the archives;
+    platform -> the manifest digest both gave."""
+    archives = []
+    for number in (1, 2):
+        archive = work / f"{variant.name}-{number}.tar"
+        with private_engine.running("containerd") as clean:
+            clean.load(DEFAULT_BASE_IMAGE)
+            with clean.activated():
+                build_image(variant, BuildOptions(oci_archive=archive, progress="quiet"))
+        archives.append(archive)
+    return compare(*archives)
