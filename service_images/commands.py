@@ -59,6 +59,12 @@ COMMANDS: tuple[Command, ...] = (
         "service and tooling tests on the host (no Docker)",
         smoke="nox -s tests -- tests/tooling/test_errors.py",
     ),
+    Command(
+        "nox -s reproducible",
+        "build the CI image cold on two clean private engines and compare the manifests "
+        "(exit 32 naming the first differing file)",
+        smoke="nox -s reproducible -- --help",
+    ),
     Command("nox -s requirements", "requirements/lock integrity (no Docker)"),
     Command(
         "nox -s lint",

@@ -21,9 +21,14 @@ _held: dict[str, IO[str]] = {}
 
 
 def hold(command: str) -> None:
-    """Hold `command`'s lock for the rest of this process, or Busy naming who holds it."""
+    """Hold `command`'s lock until this process ends or holds another's, or Busy naming who holds
+    it. One nox process runs its sessions one after another: starting one means the one before
+    has ended, and its lock goes (a later session may run that one again, nested)."""
     if command in _held:
         return
+    for handle in _held.values():
+        handle.close()
+    _held.clear()
     LOCKS.mkdir(parents=True, exist_ok=True)
     path = LOCKS / (re.sub(r"[^A-Za-z0-9_.-]+", "-", command).strip("-") + ".lock")
     handle = path.open("a+")

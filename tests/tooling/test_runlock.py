@@ -34,3 +34,19 @@ def test_a_second_run_refuses_while_the_first_holds_the_checkout() -> None:
         first.kill()
         first.wait()
     runlock.hold(command)  # the lock went with the process that held it
+
+
+
+def hold_elsewhere(command: str) -> int:
+    """Exit code of another process taking `command`'s lock."""
+    code = "import sys; from service_images import cli, runlock\nwith cli.user_errors(): runlock.hold(sys.argv[1])"
+    return subprocess.run([sys.executable, "-c", code, command], check=False).returncode
+
+
+def test_the_next_session_of_one_run_frees_the_one_before() -> None:
+    """`nox` runs its sessions in one process: a later session may run an earlier one, nested."""
+    before, after = (f"nox -s test-runlock-{name}-{time.monotonic_ns()}" for name in "ab")
+    runlock.hold(before)
+    runlock.hold(after)
+    assert hold_elsewhere(before) == 0
+    assert hold_elsewhere(after) == Busy.exit_code
