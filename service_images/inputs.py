@@ -6,11 +6,15 @@ from a copy, so the working tree is never modified.
 
 from __future__ import annotations
 
+import io
 import shutil
+import subprocess
+import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from service_images import locks
+from service_images.errors import MissingFile
 from service_images.tiers import install_inputs
 from service_images.variants import ROOT, SERVICE_SOURCE, VARIANTS, Variant
 
@@ -42,4 +46,21 @@ def copy(destination: Path, paths: Iterable[Path], source: Path = ROOT) -> Path:
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, target)
+    return destination
+
+
+def export_commit(destination: Path, revision: str = "HEAD") -> Path:
+    """The files of `revision` in `destination`, each dated by the commit (`git archive`), as in a
+    fresh clone after the build's clamping. A working tree is not that: a file edited before a
+    later commit keeps its older time, which the build does not rewrite, so its digest differs."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision],
+        cwd=ROOT, capture_output=True, check=False,
+    )  # fmt: skip
+    if archive.returncode != 0:
+        reason = archive.stderr.decode(errors="replace").strip()
+        raise MissingFile(f"cannot read commit {revision} here ({reason}): run from a git clone.")
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tree:
+        tree.extractall(destination, filter="data")
     return destination

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from service_images import private_engine
+from service_images import inputs, private_engine
 from service_images.archive import compression, decompressed
 from service_images.build import BuildOptions, build_image
 from service_images.errors import NotReproducible
@@ -149,11 +149,13 @@ def build_twice(variant: Variant, work: Path) -> dict[str, str]:
     """Build `variant` cold on two clean engines (containerd store) and compare the archives;
     platform -> the manifest digest both gave."""
     archives = []
+    context = inputs.export_commit(work / "commit")
     for number in (1, 2):
         archive = work / f"{variant.name}-{number}.tar"
         with private_engine.running("containerd") as clean:
             clean.load(DEFAULT_BASE_IMAGE)
             with clean.activated():
-                build_image(variant, BuildOptions(oci_archive=archive, progress="quiet"))
+                options = BuildOptions(context=context, oci_archive=archive, progress="quiet")
+                build_image(variant, options)
         archives.append(archive)
     return compare(*archives)

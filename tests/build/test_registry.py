@@ -152,7 +152,6 @@ def test_a_clean_engine_builds_from_the_registry_cache(
     assert layers, f"no tier layer in the build output: did the Dockerfile change? {steps}"
     assert all(steps.values()), f"dependency steps rebuilt despite the registry cache: {steps}"
     assert any("importing cache manifest from" in line for line in lines)
-    assert seconds < trip.timings["cold_build"], trip.timings
 
 
 def test_pulled_by_digest_on_a_new_node_the_image_passes_its_contract(

@@ -24,9 +24,10 @@ def build(context: Path, archive: Path) -> Path:
 
 
 def test_one_byte_changed_is_named(tmp_path: Path) -> None:
-    same, changed = tmp_path / "same", tmp_path / "changed"
-    for copy in (same, changed):
-        inputs.copy(copy, inputs.for_builds([VARIANT]))
+    same, changed = (
+        inputs.export_commit(tmp_path / "same"),
+        inputs.export_commit(tmp_path / "changed"),
+    )
     main = changed / SERVICE_SOURCE.relative_to(SERVICE_SOURCE.parents[1]) / "main.py"
     main.write_bytes(main.read_bytes() + b" ")
     first = build(same, tmp_path / "first.tar")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import testinfra
+from conftest import Emulation
 
 from service_images.containers import Service
 
@@ -39,9 +40,16 @@ def listening_ports(host: Any) -> set[int]:
     return ports
 
 
-def test_the_service_process_runs_as_the_service_user(host: Any) -> None:
+def command_line(host: Any, emulation: Emulation, pid: int = 1) -> list[str]:
+    """The process's argv. Under QEMU user emulation (binfmt_misc's P flag), the kernel starts
+    the emulator with the program's path, then the program's own argv."""
+    argv = host.file(f"/proc/{pid}/cmdline").content_string.split("\0")
+    return argv[2:] if emulation.active and "qemu" in argv[0] else argv
+
+
+def test_the_service_process_runs_as_the_service_user(host: Any, emulation: Emulation) -> None:
     assert status(host)["Uid"].split()[:2] == [str(SERVICE_UID)] * 2, status(host)["Uid"]
-    assert host.file("/proc/1/cmdline").content_string.split("\0")[:3] == ["python", "-m", "app"]
+    assert command_line(host, emulation)[:3] == ["python", "-m", "app"]
     assert (host.user().uid, host.user().name) == (SERVICE_UID, "app")
 
 

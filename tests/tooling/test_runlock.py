@@ -36,10 +36,12 @@ def test_a_second_run_refuses_while_the_first_holds_the_checkout() -> None:
     runlock.hold(command)  # the lock went with the process that held it
 
 
-
 def hold_elsewhere(command: str) -> int:
     """Exit code of another process taking `command`'s lock."""
-    code = "import sys; from service_images import cli, runlock\nwith cli.user_errors(): runlock.hold(sys.argv[1])"
+    code = (
+        "import sys; from service_images import cli, runlock\n"
+        "with cli.user_errors(): runlock.hold(sys.argv[1])"
+    )
     return subprocess.run([sys.executable, "-c", code, command], check=False).returncode
 
 
