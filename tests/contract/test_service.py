@@ -13,31 +13,13 @@ import docker.models.containers
 import docker.models.images
 import httpx
 import pytest
+from abuse import candles
 from conftest import STARTUP_DEADLINE_S, Emulation
 
 from service_images.containers import Service, running
 from service_images.variants import Variant
 
 BACKENDS = ("torch", "tensorflow")  # what the forecast endpoint offers
-
-
-def candles(count: int = 60) -> list[dict[str, float]]:
-    """A deterministic, valid OHLCV series."""
-    series = []
-    for i in range(count):
-        close = 100 + 10 * math.sin(i / 5) + i * 0.1
-        open_ = close - math.cos(i / 3)
-        series.append(
-            {
-                "timestamp": 1_700_000_000 + 60 * i,
-                "open": open_,
-                "close": close,
-                "high": max(open_, close) + 0.5,
-                "low": min(open_, close) - 0.5,
-                "volume": 1000 + 10 * i,
-            }
-        )
-    return series
 
 
 def test_becomes_healthy(service: Service, emulation: Emulation) -> None:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pymongo.errors import ServerSelectionTimeoutError
+from service_images.registry import free_port
 
 from app.main import create_history_store
 from app.ml.indicators import MIN_CANDLES
@@ -56,14 +56,6 @@ def test_store_choice_follows_mongodb_url() -> None:
     asyncio.run(store.close())
 
 
-def closed_port() -> int:
-    """A local port nothing listens on: bound, read and released."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def entry(n: int) -> HistoryEntry:
     return HistoryEntry(timestamp=datetime.now(UTC), endpoint="signal", summary={"n": n})
 
@@ -96,7 +88,7 @@ def test_unreachable_mongo_never_delays_a_request(client_factory: ClientFactory)
     """A real motor client pointed at a closed port: requests answer before server selection
     could have given up, the write fails in the background, /ready says degraded, and /history's
     503 does not leak the driver's message (which names the host and port)."""
-    port = closed_port()
+    port = free_port()
     timeout_ms = 20_000
     settings = make_settings(
         MONGODB_URL=f"mongodb://127.0.0.1:{port}/", MONGODB_TIMEOUT_MS=timeout_ms
@@ -118,7 +110,7 @@ def test_unreachable_mongo_never_delays_a_request(client_factory: ClientFactory)
 
 
 def test_history_503_is_generic(client_factory: ClientFactory) -> None:
-    port = closed_port()
+    port = free_port()
     settings = make_settings(MONGODB_URL=f"mongodb://127.0.0.1:{port}/", MONGODB_TIMEOUT_MS=200)
     client = client_factory(settings)
     response = client.get("/api/v1/history")
@@ -128,7 +120,7 @@ def test_history_503_is_generic(client_factory: ClientFactory) -> None:
 
 
 def test_failed_writes_are_counted_and_reported(client_factory: ClientFactory) -> None:
-    port = closed_port()
+    port = free_port()
     settings = make_settings(MONGODB_URL=f"mongodb://127.0.0.1:{port}/", MONGODB_TIMEOUT_MS=100)
     client = client_factory(settings)
     assert client.post("/api/v1/indicators", json={"candles": make_candles(MIN_CANDLES)}).is_success

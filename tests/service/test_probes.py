@@ -6,7 +6,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
+from service_images.registry import free_port
 
 import app as app_package
 from app.schemas import HistoryEntry
@@ -106,13 +106,6 @@ print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))
     assert json.loads(_run_python(code)) == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_uvicorn_serves_health_and_json_logs() -> None:
     """The image's command starts, answers /health and logs JSON under LOG_JSON=true.
 
@@ -120,7 +113,7 @@ def test_uvicorn_serves_health_and_json_logs() -> None:
     contract tests; here it only catches a gross regression (the import test above is the
     precise guard against heavy imports at start-up) without flaking on a busy machine.
     """
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SERVICE_ROOT), "LOG_JSON": "true", "IMAGE_VARIANT": "ci"}
     started = time.monotonic()
     server = subprocess.Popen(
