@@ -4,33 +4,20 @@ Where no registry is reachable, `invoke base-image` builds python:3.11-slim from
 (service_images/base_image.py). Any Dockerfile that builds on the official image must build
 unchanged on that one, so two tests hold it to the official image's documented behaviour:
 
-- `test_behaves_like_official_slim`: a table of behaviours (pip, pip3, python, python3 in
-  /usr/local/bin; setuptools and wheel beside pip; `pip install` into the system Python without
-  a venv, its console script on PATH; `python -m venv` with pip inside; a UTF-8 locale; CA
-  certificates that Python's ssl loads; PYTHON_VERSION naming the interpreter's real version; the
-  stdlib's compiled modules, tzdata and netbase; apt-get; LANG, PYTHON_VERSION and
-  `CMD ["python3"]` in the image config). Each behaviour runs in its own throwaway container
-  (`docker run --rm`); every failure is collected into one message. Offline: the pip install is a
-  wheel the command writes itself.
-- `test_preproject_dockerfile_builds`: the write-up's own `Dockerfile.ci` (tests/build/preproject,
-  a plain `FROM python:3.11-slim` + `pip install -r requirements-ci.txt`) builds, with BuildKit,
-  from a context laid out like the write-up's `./python-ai-service`, and the image imports the
-  service's packages. Needs PyPI.
-
-  The one deviation, and why: that Dockerfile mounts no CA secret, so behind a TLS-inspecting proxy
-  its pip cannot reach PyPI on any base, official or ours. When a CA bundle is configured
-  (--ca-bundle's variables: SSL_CERT_FILE, REQUESTS_CA_BUNDLE, PIP_CERT), the test first builds a
-  throwaway image = the base under test + that bundle in its system trust store
-  (update-ca-certificates), and the Dockerfile's FROM line names that image; nothing else in it
-  changes, and the throwaway image is removed afterwards. (The base itself never carries the host's
-  CA.) With no bundle configured, the Dockerfile builds exactly as written (its FROM line too,
-  when the base under test is python:3.11-slim).
+- `test_behaves_like_official_slim`: a table of the official image's behaviours (pip, python and
+  their `3` names in /usr/local/bin; `pip install` into the system Python; `python -m venv`; a
+  UTF-8 locale; CA certificates Python's ssl loads; PYTHON_VERSION; tzdata, netbase, apt-get; the
+  config's LANG and CMD), each in its own throwaway container, every failure in one message.
+- `test_preproject_dockerfile_builds`: the write-up's own `Dockerfile.ci` (tests/build/preproject)
+  builds on it and the image imports the service's packages. Needs PyPI. That Dockerfile mounts no
+  CA secret, so where a CA bundle is configured (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, PIP_CERT) its
+  FROM names a throwaway image: the base plus that bundle in its trust store, removed afterwards.
 
 Both run on whatever python:3.11-slim is here, the bootstrapped one or the official one (the
 behaviours hold for both), and the test id says which. To check a candidate base before tagging it
 python:3.11-slim, name it in PYTHON_AI_SERVICE_BASE_IMAGE:
 
-    pytest tests/build/test_base_image.py      # needs a Docker engine: ~10 s + ~80 s cold
+    pytest tests/build/test_base_image.py      # needs a Docker engine
     PYTHON_AI_SERVICE_BASE_IMAGE=TAG pytest tests/build/test_base_image.py
 """
 
