@@ -95,6 +95,16 @@ class Budgets:
     """The bytes that rebuild adds, as a share of the image (what every node pulls again)."""
     contract_s: float | None = None
     """The contract suite on a built image (the abuse module excluded: its time is its own)."""
+    health_ratio: float | None = None
+    """Start to `/health` answering: ours / the pre-project image's."""
+    push_ratio: float | None = None
+    """Our push to a registry / the pre-project image's, same run."""
+    pushed_ratio: float | None = None
+    """The bytes our push sends / the pre-project image's."""
+    node_start_ratio: float | None = None
+    """A cold node (pull on a clean engine, start, /health answers): ours / the pre-project's."""
+    release_ratio: float | None = None
+    """Cold build, contract, push and a cold node's start, summed: ours / the pre-project's."""
     health_p99_ms: float = 250.0
     """`/health` latency, 99th percentile, while the abuse suite's burst and slow clients run."""
     memory_growth_ratio: float = 1.5
@@ -151,7 +161,7 @@ VARIANTS: dict[str, Variant] = {
             constrained_by="full",
             budgets=Budgets(
                 image_mb=700,
-                size_over_base_ratio=0.45,
+                size_over_base_ratio=0.50,
                 cold_build_ratio=0.35,
                 rebuild_s=3.0,
                 bump_rebuild_s=4.0,
@@ -159,6 +169,8 @@ VARIANTS: dict[str, Variant] = {
                 contract_s=8.0,
                 peak_build_rss_mb=512,
                 health_s=3.0,
+                health_ratio=1.0,
+                release_ratio=0.4,
                 health_p99_ms=250.0,
                 memory_growth_ratio=1.5,
                 slow_client_s=20.0,
@@ -182,6 +194,10 @@ VARIANTS: dict[str, Variant] = {
                 bump_new_share=0.03,
                 peak_build_rss_mb=4096,
                 health_s=10.0,
+                push_ratio=0.25,
+                pushed_ratio=0.85,
+                node_start_ratio=0.5,
+                release_ratio=0.4,
                 health_p99_ms=250.0,
                 memory_growth_ratio=1.5,
                 slow_client_s=20.0,

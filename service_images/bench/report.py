@@ -44,6 +44,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("health_s", "start → /health answers", "s"),
     MetricSpec("healthy_s", "start → Docker `healthy`", "s"),
     MetricSpec("contract_s", "contract suite", "s"),
+    MetricSpec("push_s", "push to a registry", "s"),
+    MetricSpec("pushed_mb", "bytes pushed (compressed, as the registry stores them)", "MB"),
+    MetricSpec("pull_s", "pull on a clean engine", "s"),
+    MetricSpec("node_start_s", "cold node: pull, start, /health answers", "s"),
+    MetricSpec("release_s", "release path: build, contract, push, cold node", "s"),
 )
 SPECS = {spec.key: spec for spec in METRICS}
 
@@ -69,7 +74,12 @@ BUDGET_RULES: tuple[BudgetRule, ...] = (
     BudgetRule("image_ratio", "image_mb", on_ratio=True),
     BudgetRule("size_over_base_ratio", "over_base_mb", on_ratio=True),
     BudgetRule("health_s", "health_s", on_ratio=False),
+    BudgetRule("health_ratio", "health_s", on_ratio=True),
     BudgetRule("contract_s", "contract_s", on_ratio=False),
+    BudgetRule("push_ratio", "push_s", on_ratio=True),
+    BudgetRule("pushed_ratio", "pushed_mb", on_ratio=True),
+    BudgetRule("node_start_ratio", "node_start_s", on_ratio=True),
+    BudgetRule("release_ratio", "release_s", on_ratio=True),
 )
 
 

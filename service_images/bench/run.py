@@ -5,8 +5,10 @@ service_images/before/): a cold build (`--no-cache`, and the project's BuildKit 
 first so downloads count), a rebuild after a service-code-only change, a rebuild after bumping one
 light dependency and the bytes it added, peak build memory, image size (over the base, and
 compressed as a registry stores it), layers, installed distributions, container start to /health
-and to Docker `healthy`, and the contract suite's time. Every figure gets a same-run ratio
-ours/before, and the budgets of the variants table are checked: BudgetExceeded names each one.
+and to Docker `healthy`, the contract suite's time, and the release path after the build: push
+to a loopback registry (time, bytes), pull on a clean engine, a cold node's start. Every figure
+gets a same-run ratio ours/before, and the budgets of the variants table are checked:
+BudgetExceeded names each one.
 
 All builds use a temporary copy of the build context, so the working tree is never modified, and
 the images get bench-only tags (`python-ai-service:bench-ci`, ...): images the user built
@@ -32,8 +34,8 @@ import docker
 import docker.errors
 from rich.console import Console
 
-from service_images import contract, engine
-from service_images.bench import context, images, report
+from service_images import contract, engine, registry
+from service_images.bench import context, images, release, report
 from service_images.bench.display import Display, Step
 from service_images.bench.machine import machine_facts, other_builds, tool_versions
 from service_images.bench.memory import MB, PeakSampler, engine_is_local
@@ -255,6 +257,34 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         contract_s, contract_note = run_contract_suite(variant, tags["ours"], run.log)
         step.result = contract_note.split(": ", 1)[1]
     notes.append(contract_note)
+    releases: dict[str, release.Release] = {}
+    with registry.serve() as address:
+        for role in ROLES:
+            with display.step(f"{label}: push the {role} image, pull it on a clean engine") as step:
+                tag = f"bench-{variant.name}-{role}"
+                releases[role] = shipped = release.push_pull_start(
+                    variant, tags[role], address, tag, run.log
+                )
+                if shipped.problem:
+                    notes.append(
+                        f"start of the {role} image on the clean engine: {shipped.problem}"
+                    )
+                step.result = (
+                    f"push {shipped.push_s:.1f} s ({shipped.pushed_mb:,.0f} MB), pull "
+                    f"{shipped.pull_s:.1f} s, /health {report.format_value(shipped.health_s, 's')}"
+                )
+    notes.append(
+        "release path: the cold build, the contract suite (ours; the pre-project workflow ran "
+        "none), the push to a loopback registry, and a clean engine's pull by digest and start "
+        "until /health answers, summed. On the containerd store the build compresses the layers "
+        "(before: BuildKit's default gzip; ours: as --compression says) and the push sends them "
+        "as stored."
+    )
+
+    def release_path(role: str) -> float | None:
+        node = releases[role].node_start_s
+        checked = contract_s if role == "ours" else 0.0
+        return None if node is None else builds[role][0] + checked + releases[role].push_s + node
 
     def pair(key: str, values: dict[str, float | None] | dict[str, float]) -> Metric:
         return Metric(key, values["before"], values["ours"])
@@ -274,6 +304,11 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         "health_s": pair("health_s", {role: starts[role][0] for role in ROLES}),
         "healthy_s": pair("healthy_s", {role: starts[role][1] for role in ROLES}),
         "contract_s": Metric("contract_s", None, contract_s),
+        "push_s": pair("push_s", {role: releases[role].push_s for role in ROLES}),
+        "pushed_mb": pair("pushed_mb", {role: releases[role].pushed_mb for role in ROLES}),
+        "pull_s": pair("pull_s", {role: releases[role].pull_s for role in ROLES}),
+        "node_start_s": pair("node_start_s", {r: releases[r].node_start_s for r in ROLES}),
+        "release_s": pair("release_s", {role: release_path(role) for role in ROLES}),
     }
     notes.append(
         f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are Docker's "

@@ -45,6 +45,11 @@ def ci_result(**overrides: tuple[float | None, float | None]) -> VariantResult:
         health_s=(2.0, 5.2),
         healthy_s=(None, 5.7),
         contract_s=(None, 6.0),
+        push_s=(3.0, 1.0),
+        pushed_mb=(213.0, 120.0),
+        pull_s=(4.0, 2.0),
+        node_start_s=(6.0, 7.2),
+        release_s=(40.0, 12.0),
     )
     figures.update(metrics(**overrides))
     return VariantResult(
@@ -101,7 +106,9 @@ def test_budgets_within_limits_pass() -> None:
         "image_mb",
         "size_over_base_ratio",
         "health_s",
+        "health_ratio",
         "contract_s",
+        "release_ratio",
     }, "ci sets no image_ratio: no check for it"
     by_name = {check.budget: check for check in checks}
     assert by_name["cold_build_ratio"].value == pytest.approx(0.32)
@@ -109,16 +116,18 @@ def test_budgets_within_limits_pass() -> None:
     assert by_name["size_over_base_ratio"].value == pytest.approx(144 / 512)
     assert by_name["rebuild_s"].value == 1.5
     assert by_name["health_s"].ok is False, "5.2 s is over the 3 s budget"
+    assert by_name["release_ratio"].value == pytest.approx(12.0 / 40.0)
 
 
 def test_each_exceeded_budget_is_named_with_value_and_limit() -> None:
     result = ci_result(cold_build_s=(20.0, 12.0), peak_build_rss_mb=(400.0, 600.0))
     lines = sample_report(result).exceeded()
-    assert len(lines) == 3
+    assert len(lines) == 4
     joined = "\n".join(lines)
     assert f"ci cold build ours/before 0.60{X} > 0.35{X} (cold_build_ratio)" in joined
     assert "ci peak build memory (RSS) 600 MB > 512 MB (peak_build_rss_mb)" in joined
     assert "(health_s)" in joined
+    assert f"ci start → /health answers ours/before 2.60{X} > 1.00{X} (health_ratio)" in joined
 
 
 def test_a_share_budget_is_ours_over_another_of_ours() -> None:
@@ -204,7 +213,10 @@ def test_markdown_has_one_table_per_variant_with_ratio_and_budget() -> None:
     markdown = report.render_markdown(sample_report())
     assert "| metric | before | ours | ratio (ours/before) | budget |" in markdown
     assert f"| cold build | 25.0 s | 8.00 s | 0.32{X} | ratio ≤ 0.35{X} ✅ |" in markdown
-    assert f"| start → /health answers | 2.00 s | 5.20 s | 2.60{X} | ours ≤ 3.00 s ❌ |" in markdown
+    assert (
+        f"| start → /health answers | 2.00 s | 5.20 s | 2.60{X} "
+        f"| ours ≤ 3.00 s ❌; ratio ≤ 1.00{X} ❌ |" in markdown
+    )
     assert "| start → Docker `healthy` | n/a | 5.70 s | n/a |" in markdown
     assert "| contract suite | n/a | 6.00 s | n/a | ours ≤ 8.00 s ✅ |" in markdown
     assert (
