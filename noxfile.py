@@ -14,7 +14,7 @@ from pathlib import Path
 import nox
 
 from service_images import audit as dependency_audit
-from service_images import contract, runlock
+from service_images import contract, runlock, signing, verification
 from service_images import dockerfiles as generated_blocks
 from service_images import reproducible as reproducibility
 from service_images import requirements as requirement_checks
@@ -257,3 +257,26 @@ def bench(session: nox.Session) -> None:
     start(session)
     session.install("-e", ".")
     session.run("python", "-m", "service_images.bench", *session.posargs)
+
+
+@nox.session(venv_backend="none", default=False)
+def verify(session: nox.Session) -> None:
+    """Verify a pushed image's signature, SBOM attestation and provenance (`invoke verify`)."""
+    parser = argparse.ArgumentParser(
+        prog="nox -s verify --",
+        description="Verify REPO@sha256:... (or REPO:TAG with --digest) with cosign, as "
+        "`invoke verify` does; exit 33 unsigned, 34 another signer, 35 a moved tag, 18 an SBOM "
+        "that differs from the lock, 36 provenance of another commit.",
+    )
+    for name, text in verification.VERIFY_OPTIONS.items():
+        if name == "reference":
+            parser.add_argument(name, help=text)
+        elif name == "tlog":
+            parser.add_argument("--no-tlog", dest="tlog", action="store_false", help=text)
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=text)
+    args = vars(parser.parse_args(session.posargs))
+    with user_errors():
+        reference, digest = args.pop("reference"), args.pop("digest")
+        for line in verification.verify(reference, signing.Signer.from_options(**args), digest):
+            session.log(line)

@@ -22,7 +22,9 @@ from service_images import base_image as base
 from service_images import contract, housekeeping, locks, platforms
 from service_images.build import BuildOptions, build_image
 from service_images.cli import quiet_logs, user_errors
+from service_images.signing import SIGNER_OPTIONS
 from service_images.variants import DEFAULT_BASE_IMAGE, ROOT, VARIANTS, Variant, get_variant
+from service_images.verification import VERIFY_OPTIONS
 
 quiet_logs()
 
@@ -309,3 +311,56 @@ def scan_coverage(
     full_lock = locked_versions(VARIANTS["full"].lock, boms.platform(full))
     covered = boms.check_coverage(full, load("ci", ci_image, ci_sbom), full_lock)
     print(f"==> all {covered} distributions of the full image are covered by a scan")
+
+
+@task(
+    help={
+        "image": "The pushed image, REPO@sha256:... (`invoke push` prints it; never a tag).",
+        "sbom": "CycloneDX SBOM to attest (default: `invoke sbom`'s for the image's variant, "
+        "reports/sbom-<variant>.cdx.json).",
+        **{name: text for name, text in SIGNER_OPTIONS.items() if name in ("key", "tlog")},
+    },
+    positional=[],
+)
+@user_errors()
+def sign(
+    c: Context,
+    image: str | None = None,
+    key: str | None = None,
+    sbom: str | None = None,
+    tlog: bool = True,
+) -> None:
+    """Sign a pushed image by its digest with cosign and attest its SBOM (keyless without --key)."""
+    from service_images import signing, verification
+
+    if not image:
+        raise Exit("error: invoke sign needs --image REPO@sha256:... (invoke push prints it).")
+    signer = signing.Signer.from_options(key, tlog=tlog)
+    for line in verification.sign_and_attest(image, signer, Path(sbom) if sbom else None):
+        print(f"==> {line}")
+
+
+@task(help=VERIFY_OPTIONS)
+@user_errors()
+def verify(
+    c: Context,
+    reference: str,
+    digest: str | None = None,
+    key: str | None = None,
+    certificate_identity: str | None = None,
+    certificate_identity_regexp: str | None = None,
+    certificate_oidc_issuer: str | None = None,
+    tlog: bool = True,
+) -> None:
+    """Verify a pushed image: its signature, its SBOM attestation against the lock, provenance."""
+    from service_images import signing, verification
+
+    if reference in ("-h", "--help"):
+        # invoke hands the first word after a positional task's name to it, even --help.
+        c.run(shlex.join([sys.executable, "-m", "invoke", "--help", "verify"]))
+        return
+    signer = signing.Signer.from_options(
+        key, certificate_identity, certificate_identity_regexp, certificate_oidc_issuer, tlog
+    )
+    for line in verification.verify(reference, signer, digest):
+        print(f"==> {line}")

@@ -77,6 +77,11 @@ COMMANDS: tuple[Command, ...] = (
         smoke="nox -s audit -- --help",
     ),
     Command(
+        "nox -s verify -- REPO@sha256:... --key cosign.pub",
+        "`invoke verify` in a nox session (not in the default run)",
+        smoke="nox -s verify -- --help",
+    ),
+    Command(
         "nox -s readme_commands",
         "run every command of this table the way the smoke test does (CI runs it)",
         smoke="nox -s readme_commands -- --collect-only -q",
@@ -129,6 +134,19 @@ COMMANDS: tuple[Command, ...] = (
         "CycloneDX SBOM of what the image holds (`reports/sbom-<variant>.cdx.json`), checked "
         "against its lock",
         smoke="invoke sbom --variant ci --output reports/sbom-ci.cdx.json",
+    ),
+    Command(
+        "invoke sign --image REPO@sha256:... --key cosign.key",
+        "sign a pushed image by its digest with cosign and attest its SBOM (`invoke sbom`'s, "
+        "checked against the lock first); keyless (the CI job's OIDC identity) without `--key`",
+        smoke="invoke sign --help",
+    ),
+    Command(
+        "invoke verify REPO@sha256:... --key cosign.pub",
+        "verify a pushed image: the signer's signature (exit 33 none, 34 another signer's), its "
+        "SBOM attestation against the lock (18), a tag with `--digest` still naming it (35), "
+        "BuildKit provenance where present (36); keyless with `--certificate-identity-regexp`",
+        smoke="invoke verify --help",
     ),
     Command(
         "invoke scan-coverage",

@@ -179,6 +179,31 @@ class NotReproducible(ToolError):
     meaning = "two builds of one commit differ (the first differing file is named)"
 
 
+class Unsigned(ToolError):
+    exit_code = 33
+    meaning = "no signature, or no signed SBOM attestation, for the image's digest (`invoke sign`)"
+
+
+class WrongSigner(ToolError):
+    exit_code = 34
+    meaning = "the image is signed or attested, but not by the key or identity given"
+
+
+class Tampered(ToolError):
+    exit_code = 35
+    meaning = "the tag names another digest than the one expected (it was moved after signing)"
+
+
+class ProvenanceMismatch(ToolError):
+    exit_code = 36
+    meaning = "the image's build provenance names another commit or repository than its labels"
+
+
+class SigningFailed(ToolError):
+    exit_code = 37
+    meaning = "cosign could not sign, attest or read signatures (its reason is shown)"
+
+
 class Interrupted(ToolError):
     exit_code = 130
     meaning = "interrupted (Ctrl-C): what the command had started is stopped and removed"
@@ -216,5 +241,10 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     BadOption,
     Busy,
     NotReproducible,
+    Unsigned,
+    WrongSigner,
+    Tampered,
+    ProvenanceMismatch,
+    SigningFailed,
     Interrupted,
 )

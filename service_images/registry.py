@@ -150,6 +150,34 @@ def raw_manifest(reference: str) -> dict[str, Any]:
     return data
 
 
+def _inspect(reference: str, template: str) -> Any:
+    """One field of `docker buildx imagetools inspect --format` (engine credentials), as JSON."""
+    result = _docker(
+        "buildx", "imagetools", "inspect", "--format", template, reference, timeout=120
+    )
+    if result.returncode != 0:
+        raise PushFailed(f"cannot read {reference} from its registry: {_last_line(result)}")
+    return json.loads(result.stdout or "null")
+
+
+def digest_of(reference: str) -> str:
+    """sha256:... that a reference (a tag, say) names in the registry right now."""
+    return str(_inspect(reference, "{{json .Manifest.Digest}}"))
+
+
+def image_configs(reference: str) -> list[dict[str, Any]]:
+    """Each platform's image config (labels, os, architecture) that a reference names."""
+    found = _inspect(reference, "{{json .Image}}") or {}
+    return [found] if "config" in found else list(found.values())
+
+
+def provenance(reference: str) -> list[dict[str, Any]]:
+    """BuildKit's SLSA provenance for each platform of an index; [] when none is attached."""
+    found = _inspect(reference, "{{json .Provenance}}") or {}
+    documents = [found] if "SLSA" in found else list(found.values())
+    return [document["SLSA"] for document in documents if document and document.get("SLSA")]
+
+
 def is_index(manifest: dict[str, Any]) -> bool:
     return manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest
 

@@ -44,6 +44,8 @@ REQUIRED_CALLS = {
         ("invoke", "sbom"),
         ("invoke", "scan-coverage"),
         ("invoke", "push"),
+        ("invoke", "sign"),  # the pushed digest, keyless, with its SBOM
+        ("invoke", "verify"),  # and a consumer's check of both
     },
     "contract-selftest.yml": {("nox", "contract_selftest")},
 }
