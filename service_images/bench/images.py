@@ -1,5 +1,5 @@
-"""What the bench measures on a built image: size, layers, the bytes a rebuild added, the
-compressed size a registry stores, installed distributions, and start-up to /health."""
+"""What the bench measures on a built image: its layers' sizes (uncompressed, and compressed as a
+registry stores them), the bytes a rebuild added, installed distributions, start-up to /health."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import docker
 
-from service_images import archive, containers, sbom
+from service_images import archive, containers, project, sbom
 from service_images.bench.memory import MB
 from service_images.errors import ServiceNotReady
 from service_images.variants import PROJECT_LABEL
 
-BENCH_LABEL = "io.python-ai-service.bench"
+BENCH_LABEL = f"{project.LABELS}.bench"
 LABELS = {PROJECT_LABEL: "true", BENCH_LABEL: "true"}
 START_DEADLINE_S = 180.0
 GZIP_LEVEL = 6  # the default of the gzip that `docker push` writes layers with
@@ -21,7 +21,6 @@ GZIP_LEVEL = 6  # the default of the gzip that `docker push` writes layers with
 
 @dataclass(frozen=True)
 class ImageFacts:
-    size_mb: float
     layers: int
     has_healthcheck: bool
 
@@ -30,36 +29,52 @@ def image_facts(sdk: docker.DockerClient, tag: str) -> ImageFacts:
     attrs = sdk.images.get(tag).attrs
     healthcheck = (attrs.get("Config") or {}).get("Healthcheck") or {}
     has_healthcheck = bool(healthcheck.get("Test")) and healthcheck["Test"] != ["NONE"]
-    return ImageFacts(attrs["Size"] / MB, len(attrs["RootFS"]["Layers"]), has_healthcheck)
+    return ImageFacts(len(attrs["RootFS"]["Layers"]), has_healthcheck)
 
 
-def unique_mb(sdk: docker.DockerClient, tag: str) -> float | None:
-    """MB in the layers no other image on the engine shares: after a rebuild next to the image it
-    replaces, what the rebuild added (and what nodes pull again). None when the engine cannot say.
-    """
-    image_id = sdk.images.get(tag).id
-    for image in sdk.df().get("Images") or ():
-        if image.get("Id") == image_id and int(image.get("SharedSize", -1)) >= 0:
-            return (int(image["Size"]) - int(image["SharedSize"])) / MB
-    return None
+@dataclass(frozen=True)
+class Sizes:
+    """An image's layers as both stores agree on them (Docker's `Size` is the unpacked layers on
+    the classic store, the compressed content on the containerd store)."""
+
+    layers_mb: dict[str, float]
+    """Diff id (the uncompressed layer's digest) -> its uncompressed MB."""
+    compressed_mb: float
+    """As a registry stores them and a node pulls them: as the containerd store holds them, or
+    gzipped as `docker push` does from the classic store."""
+
+    @property
+    def total_mb(self) -> float:
+        return sum(self.layers_mb.values())
+
+    def added_to(self, replaced: Sizes) -> float:
+        """MB in layers `replaced` does not have: what a rebuild added, and nodes pull again."""
+        return sum(
+            mb for diff_id, mb in self.layers_mb.items() if diff_id not in replaced.layers_mb
+        )
 
 
-def compressed_mb(sdk: docker.DockerClient, tag: str) -> float:
-    """The image's layers compressed, as a registry stores them and a node pulls them (MB): as
-    the containerd store holds them, or gzipped as `docker push` does from the classic store."""
+def sizes(sdk: docker.DockerClient, tag: str) -> Sizes:
+    """One `docker save` of `tag`, read front to back."""
+    image = sdk.images.get(tag)
     gzips: dict[str, zlib._Compress] = {}
-    total = 0
+    compressed = 0
 
     def gzip_plain(layer: archive.Layer, chunk: bytes) -> None:
-        nonlocal total
+        nonlocal compressed
         if layer.compression == "none":
             gzip = gzips.setdefault(layer.name, zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31))
-            total += len(gzip.compress(chunk))
+            compressed += len(gzip.compress(chunk))
 
-    saved = archive.read(sdk.images.get(tag).save(chunk_size=8 << 20), seen=gzip_plain)
-    total += sum(len(gzip.flush()) for gzip in gzips.values())
-    total += sum(layer.stored_bytes for layer in saved.layers if layer.compression != "none")
-    return total / MB
+    saved = archive.read(image.save(chunk_size=8 << 20), seen=gzip_plain)
+    compressed += sum(len(gzip.flush()) for gzip in gzips.values())
+    compressed += sum(layer.stored_bytes for layer in saved.layers if layer.compression != "none")
+    diff_ids = image.attrs["RootFS"]["Layers"]
+    layers = {
+        diff_id: layer.uncompressed_bytes / MB
+        for diff_id, layer in zip(diff_ids, saved.layers, strict=True)
+    }
+    return Sizes(layers, compressed / MB)
 
 
 def count_distributions(sdk: docker.DockerClient, tag: str) -> int:

@@ -38,7 +38,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("peak_build_rss_mb", "peak build memory (RSS)", "MB"),
     MetricSpec("image_mb", "image size", "MB"),
     MetricSpec("over_base_mb", "size over the base image", "MB"),
-    MetricSpec("compressed_mb", "compressed size (gzip layers, as pushed)", "MB"),
+    MetricSpec("compressed_mb", "compressed size (as a registry stores it)", "MB"),
     MetricSpec("layers", "layers", "count"),
     MetricSpec("distributions", "installed distributions", "count"),
     MetricSpec("health_s", "start → /health answers", "s"),

@@ -11,8 +11,8 @@ gets a same-run ratio ours/before, and the budgets of the variants table are che
 BudgetExceeded names each one.
 
 All builds use a temporary copy of the build context, so the working tree is never modified, and
-the images get bench-only tags (`python-ai-service:bench-ci`, ...): images the user built
-(`python-ai-service:ci`) are never touched. What the bench created (its images, the build cache it
+the images get bench-only tags (`NAME:bench-ci`, ...): images the user built (`NAME:ci`) are
+never touched. What the bench created (its images, the build cache it
 added) is removed at the end unless `keep` is set.
 """
 
@@ -34,11 +34,11 @@ import docker
 import docker.errors
 from rich.console import Console
 
-from service_images import contract, engine, registry
+from service_images import contract, engine, project, registry
 from service_images.bench import context, images, release, report
 from service_images.bench.display import Display, Step
 from service_images.bench.machine import machine_facts, other_builds, tool_versions
-from service_images.bench.memory import MB, PeakSampler, engine_is_local
+from service_images.bench.memory import PeakSampler, engine_is_local
 from service_images.bench.report import Metric, Report, VariantResult
 from service_images.build import BuildOptions, build_image
 from service_images.buildcache import CACHE_ID_PREFIX, BuildCache
@@ -75,7 +75,7 @@ CHANGES = ("rebuild", "bump")  # what each role is rebuilt after
 
 
 def bench_tags(variant: Variant) -> dict[str, str]:
-    """Bench-only tags: images the user built (python-ai-service:ci) are never touched."""
+    """Bench-only tags: images the user built (`NAME:ci`) are never touched."""
     base = f"{IMAGE_NAME}:bench-{variant.name}"
     tags = {"ours": base, "before": f"{base}-before"}
     for change in ("rebuild", "bump"):
@@ -213,10 +213,14 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
     build("ours_bump", "our rebuild after the bump", cold=False)
     build("before_bump", "the pre-project rebuild after the bump", cold=False)
     with display.step(f"{label}: bytes the bump's rebuilds added") as step:
-        # Next to the image it replaces, a rebuild's own layers are what no other image shares.
-        bump_mb = {role: images.unique_mb(run.sdk, tags[f"{role}_bump"]) for role in ROLES}
+        size = {role: images.sizes(run.sdk, tags[role]) for role in ROLES}
+        # The layers a rebuild has that the image it replaces has not.
+        bump_mb = {
+            role: images.sizes(run.sdk, tags[f"{role}_bump"]).added_to(size[role]) for role in ROLES
+        }
         step.result = ", ".join(
-            f"{role} {report.format_value(bump_mb[role], 'MB')}" for role in ROLES
+            f"{role} {report.format_value(bump_mb[role], 'MB')} of {size[role].total_mb:,.0f} MB"
+            for role in ROLES
         )
 
     if not run.options.keep:
@@ -230,11 +234,8 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
                 if pruned
                 else "build cache left (another build running)"
             )
-    base_mb = run.sdk.images.get(run.options.base_image).attrs["Size"] / MB
     facts = {role: images.image_facts(run.sdk, tags[role]) for role in ROLES}
-    with display.step(f"{label}: compressed size (gzip, as a registry stores it)") as step:
-        compressed = {role: images.compressed_mb(run.sdk, tags[role]) for role in ROLES}
-        step.result = ", ".join(f"{role} {compressed[role]:,.0f} MB" for role in ROLES)
+    base_mb = images.sizes(run.sdk, run.options.base_image).total_mb
     with display.step(f"{label}: count installed distributions") as step:
         distributions = {role: images.count_distributions(run.sdk, tags[role]) for role in ROLES}
         step.result = ", ".join(f"{role} {distributions[role]}" for role in ROLES)
@@ -296,9 +297,9 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         "bump_rebuild_s": pair("bump_rebuild_s", {r: builds[f"{r}_bump"][0] for r in ROLES}),
         "bump_new_mb": pair("bump_new_mb", bump_mb),
         "peak_build_rss_mb": pair("peak_build_rss_mb", memory),
-        "image_mb": pair("image_mb", {role: facts[role].size_mb for role in ROLES}),
-        "over_base_mb": pair("over_base_mb", {r: facts[r].size_mb - base_mb for r in ROLES}),
-        "compressed_mb": pair("compressed_mb", compressed),
+        "image_mb": pair("image_mb", {role: size[role].total_mb for role in ROLES}),
+        "over_base_mb": pair("over_base_mb", {r: size[r].total_mb - base_mb for r in ROLES}),
+        "compressed_mb": pair("compressed_mb", {r: size[r].compressed_mb for r in ROLES}),
         "layers": pair("layers", {role: float(facts[role].layers) for role in ROLES}),
         "distributions": pair("distributions", {r: float(distributions[r]) for r in ROLES}),
         "health_s": pair("health_s", {role: starts[role][0] for role in ROLES}),
@@ -311,8 +312,9 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         "release_s": pair("release_s", {role: release_path(role) for role in ROLES}),
     }
     notes.append(
-        f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are Docker's "
-        "(uncompressed) unless marked compressed, in MB of 10^6 bytes."
+        f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are the layers' "
+        "uncompressed bytes (from `docker save`, the same on both image stores) unless marked "
+        "compressed, in MB of 10^6 bytes."
     )
     return VariantResult(
         variant=variant.name,
@@ -402,7 +404,7 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
     date = datetime.now(UTC).isoformat(timespec="seconds")
     results: list[VariantResult] = []
     with (
-        tempfile.TemporaryDirectory(prefix="python-ai-service-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix=f"{project.NAME}-bench-") as tmp,
         log_path.open("w", encoding="utf-8") as log,
         Display(console) as display,
     ):
