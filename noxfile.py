@@ -1,4 +1,4 @@
-"""Sessions that build and verify the python-ai-service images (`nox -l`).
+"""Sessions that build and verify the service's images (`nox -l`).
 
 `nox -s ci_image` is the main job: build the light CI image, then prove its contract.
 `nox` alone runs the default sessions: everything CI runs. A tool error (engine down, a failed
@@ -22,7 +22,7 @@ from service_images.build import BuildOptions, build_image
 from service_images.cli import quiet_logs, user_errors
 from service_images.errors import OutOfDate
 from service_images.files import ensure_writable
-from service_images.variants import ROOT, VARIANTS, get_variant
+from service_images.variants import ROOT, SERVICE_SOURCE, VARIANTS, get_variant
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv"
@@ -174,7 +174,7 @@ def reproducible(session: nox.Session) -> None:
 
 # `nox -s lint -- NAME...` runs only some of them (e.g. the security scan runs `hadolint`).
 LINTERS = ("ruff", "mypy", "hadolint", "workflows")
-TYPE_CHECKED = ("service_images", "noxfile.py", "tasks.py", "python-ai-service/app")
+TYPE_CHECKED = ("service_images", "noxfile.py", "tasks.py", str(SERVICE_SOURCE.relative_to(ROOT)))
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 

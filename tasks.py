@@ -1,4 +1,4 @@
-"""Build, inspect and clean the python-ai-service images (`invoke --list`).
+"""Build, inspect and clean the service's images (`invoke --list`).
 
 Thin entry points: the logic lives in the `service_images` package, and the variants in its
 one table (`service_images/variants.py`).
@@ -23,7 +23,14 @@ from service_images import contract, housekeeping, locks, platforms
 from service_images.build import BuildOptions, build_image
 from service_images.cli import quiet_logs, user_errors
 from service_images.signing import SIGNER_OPTIONS
-from service_images.variants import DEFAULT_BASE_IMAGE, ROOT, VARIANTS, Variant, get_variant
+from service_images.variants import (
+    DEFAULT_BASE_IMAGE,
+    IMAGE_NAME,
+    ROOT,
+    VARIANTS,
+    Variant,
+    get_variant,
+)
 from service_images.verification import VERIFY_OPTIONS
 
 quiet_logs()
@@ -215,7 +222,7 @@ def dockerfiles(c: Context, check: bool = False) -> None:
         "variant": f"Which image to push: {' or '.join(VARIANTS)}.",
         "registry": "Registry HOST[:PORT] (e.g. 127.0.0.1:5000 or ghcr.io/OWNER).",
         "tag": "Tag in the registry (default: the variant's name, e.g. ci).",
-        "image": "Local image to push (default: the variant's tag, e.g. python-ai-service:ci).",
+        "image": f"Local image to push (default: the variant's tag, e.g. {IMAGE_NAME}:ci).",
         "output": "Where the JSON report goes (default reports/push-<variant>.json).",
     },
     # --registry is a flag like the others: invoke would otherwise take the first word after the
@@ -278,8 +285,8 @@ def sbom(
 
 @task(
     help={
-        "full_image": "Full image to inventory (default python-ai-service:full).",
-        "ci_image": "CI image to inventory (default python-ai-service:ci).",
+        "full_image": f"Full image to inventory (default {IMAGE_NAME}:full).",
+        "ci_image": f"CI image to inventory (default {IMAGE_NAME}:ci).",
         "full_sbom": "Read the full image's SBOM from this file instead of the image.",
         "ci_sbom": "Read the CI image's SBOM from this file instead of the image.",
     }

@@ -1,1 +1,1 @@
-"""Build, inspect, verify and measure the python-ai-service images (CI and full)."""
+"""Build, inspect, verify and measure the service's images (CI and full)."""

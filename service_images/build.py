@@ -52,7 +52,7 @@ def option(default: object, help: str) -> Any:
 class BuildOptions:
     """What the user can set on any build; each field with help is an option of the build tasks."""
 
-    tag: str | None = option(None, "Image tag (default: the variant's, e.g. python-ai-service:ci).")
+    tag: str | None = option(None, f"Image tag (default: the variant's, e.g. {IMAGE_NAME}:ci).")
     no_cache: bool = option(False, "Build without BuildKit's layer cache.")
     base_image: str = option(
         DEFAULT_BASE_IMAGE,

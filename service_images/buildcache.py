@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from service_images import engine
+from service_images import engine, project
 
 # The Dockerfiles' cache mounts all have ids starting with this.
-CACHE_ID_PREFIX = "python-ai-service-"
+CACHE_ID_PREFIX = f"{project.NAME}-"
 MOUNT_ID = re.compile(r' with id "/?([^"]+)"$')
 STEP_PREFIX = re.compile(r"^\[[^\]]+ \d+/\d+\] ")
 RUN_FLAGS = re.compile(r"^((?:--\S+\s+)*)(.*)$", re.DOTALL)

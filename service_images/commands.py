@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service_images.variants import IMAGE_NAME
+
 
 @dataclass(frozen=True)
 class Command:
@@ -35,7 +37,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "nox -s ci_image -- --image TAG",
         "verify an existing image (built anywhere) without building; other arguments go to pytest",
-        smoke="nox -s ci_image -- --image python-ai-service:ci -k health_answers",
+        smoke=f"nox -s ci_image -- --image {IMAGE_NAME}:ci -k health_answers",
     ),
     Command(
         "nox -s full_image",

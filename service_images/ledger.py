@@ -18,11 +18,12 @@ import json
 import socket
 from collections.abc import Iterator
 
+from service_images import project
 from service_images.files import write_atomically
 from service_images.variants import ROOT
 
 LEDGER = ROOT / ".build" / "created.json"
-CHECKOUT_LABEL = "io.python-ai-service.checkout"
+CHECKOUT_LABEL = f"{project.LABELS}.checkout"
 
 
 def checkout_id() -> str:

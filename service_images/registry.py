@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from service_images import engine
+from service_images import engine, project
 from service_images.errors import BadOption, ImageMissing, PushFailed, RegistryUnavailable
 from service_images.files import write_atomically
 from service_images.variants import IMAGE_NAME, ROOT, Variant
@@ -218,7 +218,7 @@ def read(digest_reference: str) -> tuple[PlatformImage, ...]:
 def push(
     variant: Variant, registry: str, *, image: str | None = None, tag: str | None = None
 ) -> PushResult:
-    """Tag the local image as REGISTRY/python-ai-service:TAG, push it, read the manifests back."""
+    """Tag the local image as REGISTRY/NAME:TAG, push it, read the manifests back."""
     local = image or variant.tag
     reference = f"{repository(check_registry(registry))}:{tag or variant.name}"
     if not engine.image_exists(engine.client(), local):
@@ -295,7 +295,7 @@ def serve(deadline_s: float = 20) -> Iterator[str]:
         raise RegistryUnavailable(
             f"no `{REGISTRY_BINARY}` on PATH: `apt-get install -y docker-registry` (Debian/Ubuntu)."
         )
-    with tempfile.TemporaryDirectory(prefix="python-ai-service-registry-") as workdir:
+    with tempfile.TemporaryDirectory(prefix=f"{project.NAME}-registry-") as workdir:
         port = free_port()
         config = Path(workdir) / "config.yml"
         config.write_text(CONFIG.format(root=Path(workdir) / "data", port=port), encoding="utf-8")

@@ -23,15 +23,16 @@ from typing import Any
 import docker
 import docker.errors
 
+from service_images import project
 from service_images.containers import PROBE
 from service_images.errors import ImageMissing, SbomMismatch, ScanCoverageGap, ToolError
 from service_images.files import write_atomically
 from service_images.platforms import Platform, get_platform, host_platform
 from service_images.variants import IMAGE_NAME, ROOT, Variant, normalise
 
-ENVIRONMENT_PROPERTY = "python-ai-service:environment"
-LOCATION_PROPERTY = "python-ai-service:location"
-PLATFORM_PROPERTY = "python-ai-service:platform"
+ENVIRONMENT_PROPERTY = f"{project.NAME}:environment"
+LOCATION_PROPERTY = f"{project.NAME}:location"
+PLATFORM_PROPERTY = f"{project.NAME}:platform"
 SPEC_VERSION = "1.5"
 # Stable namespace for serial numbers: the same image always gets the same SBOM serial.
 SERIAL_NAMESPACE = uuid.UUID("6f1c2f0e-3b4a-5c7d-8e9f-a0b1c2d3e4f5")
@@ -112,9 +113,9 @@ def cyclonedx(
             "version": revision,
             "description": variant.description,
             "properties": [
-                {"name": "python-ai-service:variant", "value": variant.name},
-                {"name": "python-ai-service:image", "value": image},
-                {"name": "python-ai-service:image-id", "value": image_id},
+                {"name": f"{project.NAME}:variant", "value": variant.name},
+                {"name": f"{project.NAME}:image", "value": image},
+                {"name": f"{project.NAME}:image-id", "value": image_id},
                 {"name": PLATFORM_PROPERTY, "value": f"{os_name}/{architecture}"},
             ],
         },

@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from service_images import project
 from service_images.errors import UnknownVariant
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGE_NAME = "python-ai-service"
-SERVICE_SOURCE = ROOT / "python-ai-service" / "app"
+IMAGE_NAME = project.NAME
+SERVICE_SOURCE = ROOT / project.SERVICE_DIR / "app"
 """The service's code: what the Dockerfiles copy into /app/app."""
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 BASE_IMAGE_BUDGET_MB = 148  # `invoke base-image`: min(160, measured 134 MB + 10 %)
@@ -24,9 +25,9 @@ BASE_IMAGE_BUDGETS_MB = {"amd64": BASE_IMAGE_BUDGET_MB, "arm64": 174}  # arm64: 
 
 # Every image and container the project creates carries this label (what `invoke clean` removes
 # is what service_images/ledger.py says this checkout made).
-PROJECT_LABEL = "io.python-ai-service.project"
-VARIANT_LABEL = "io.python-ai-service.variant"
-BASE_LABEL = "io.python-ai-service.base"
+PROJECT_LABEL = f"{project.LABELS}.project"
+VARIANT_LABEL = f"{project.LABELS}.variant"
+BASE_LABEL = f"{project.LABELS}.base"
 """On the base image `invoke base-image` bootstraps (its value: the Debian release)."""
 BEFORE_DOCKERFILES = ROOT / "service_images" / "before"
 """The pre-project Dockerfiles the bench measures against."""

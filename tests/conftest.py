@@ -10,6 +10,7 @@ tests/readme            every README command, as a newcomer runs it
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,10 @@ import pytest
 
 from service_images import engine
 from service_images.errors import ToolError
+from service_images.variants import SERVICE_SOURCE
+
+# The service's package (`app`) imports as it does in the image, wherever project.py puts it.
+sys.path.insert(0, str(SERVICE_SOURCE.parent))
 
 NEEDS_DOCKER = ("build", "contract", "contract_selftest", "readme")
 

@@ -1,10 +1,10 @@
 """The bench's build contexts: a temporary copy of what the builds need, and the changes it makes.
 
 Ours builds from a copy of the repository's build inputs; the "before" Dockerfiles build from a
-directory laid out like the write-up's `./python-ai-service` context (app/ and both requirement
-files). The two changes the bench times a rebuild after are made to both copies alike: a
-service-code-only change, and a bump of one light dependency (in the requirement files; ours then
-runs `invoke lock`'s own function in its copy, as README tells users to, so only that pin moves).
+directory laid out like the write-up's service context (app/ and both requirement files). The two
+changes the bench times a rebuild after are made to both copies alike: a service-code-only
+change, and a bump of one light dependency (in the requirement files; ours then runs `invoke
+lock`'s own function in its copy, as README tells users to, so only that pin moves).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from service_images.bench import run as bench_run
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
 from service_images.errors import MissingFile
 from service_images.requirements import check
-from service_images.variants import ROOT, SERVICE_SOURCE, VARIANTS, Budgets
+from service_images.variants import IMAGE_NAME, ROOT, SERVICE_SOURCE, VARIANTS, Budgets
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
 X = report.TIMES  # the multiplication sign
@@ -59,8 +59,8 @@ def ci_result(**overrides: tuple[float | None, float | None]) -> VariantResult:
         report.evaluate_budgets(CI_BUDGETS, figures),
         notes=["peak build memory: cgroup v1 memory.stat total_rss"],
         images={
-            "ours": "python-ai-service:bench-ci",
-            "before": "python-ai-service:bench-ci-before",
+            "ours": f"{IMAGE_NAME}:bench-ci",
+            "before": f"{IMAGE_NAME}:bench-ci-before",
         },
     )
 
@@ -346,7 +346,7 @@ def test_memory_is_only_sampled_for_a_local_engine(docker_host: str | None, loca
         (["/usr/bin/docker", "image", "build", "."], True),
         (["docker", "buildx", "du", "--verbose"], False),
         (["docker", "builder", "prune", "-f"], False),
-        (["docker", "run", "--rm", "python-ai-service:ci"], False),
+        (["docker", "run", "--rm", f"{IMAGE_NAME}:ci"], False),
         (["python", "-m", "pytest", "tests/tooling/test_bench.py"], False),
         (["invoke", "build-ci"], False),
         ([], False),

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service_images import buildcache
+from service_images import buildcache, project
+from service_images.buildcache import CACHE_ID_PREFIX
 from service_images.variants import VARIANTS
 
+# Recorded `docker buildx du --verbose` output, the project's name written as @NAME@.
 DU = (Path(__file__).parent / "fixtures" / "buildx-du-verbose.txt").read_text()
+DU = DU.replace("@NAME@", project.NAME)
 
 
 def test_records_are_parsed_and_the_in_use_marker_is_not_part_of_the_id() -> None:
@@ -16,7 +19,7 @@ def test_records_are_parsed_and_the_in_use_marker_is_not_part_of_the_id() -> Non
     assert [record.type for record in records] == [
         "exec.cachemount", "exec.cachemount", "regular", "regular", "regular", "source.local",
     ]  # fmt: skip
-    assert records[0].mount_id == "python-ai-service-uv"
+    assert records[0].mount_id == f"{CACHE_ID_PREFIX}uv"
     assert records[1].mount_id == "someone-else"
     assert records[2].mount_id is None
     parsed = buildcache.parse_du_verbose("ID:\t\tabc123*\nType:\t\tregular\nDescription:\tx\n")

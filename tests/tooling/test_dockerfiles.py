@@ -10,13 +10,14 @@ import pytest
 
 from service_images import dockerfiles
 from service_images.errors import OutOfDate
-from service_images.variants import ROOT, TIERS, VARIANTS, Variant
+from service_images.variants import IMAGE_NAME, ROOT, TIERS, VARIANTS, Variant
 
 
 def copy(tmp_path: Path) -> Path:
     for variant in VARIANTS.values():
         shutil.copy(variant.dockerfile, tmp_path)
         shutil.copy(variant.lock, tmp_path)
+    shutil.copy(ROOT / ".dockerignore", tmp_path)
     return tmp_path
 
 
@@ -41,7 +42,7 @@ def test_a_hand_edited_block_is_out_of_date(tmp_path: Path) -> None:
     root = copy(tmp_path)
     dockerfile = root / VARIANTS["ci"].dockerfile.name
     dockerfile.write_text(dockerfile.read_text().replace("COPY --from=service", "COPY --from=nope"))
-    with pytest.raises(OutOfDate, match=r"Dockerfile\.ci: the tier blocks differ"):
+    with pytest.raises(OutOfDate, match=r"Dockerfile\.ci: the generated blocks differ"):
         dockerfiles.regenerate(root, check=True)
     assert dockerfiles.regenerate(root, check=False) == ["Dockerfile.ci"]
     assert dockerfile.read_text() == VARIANTS["ci"].dockerfile.read_text()
@@ -55,5 +56,6 @@ def test_only_the_tiers_given_render_and_only_the_last_keeps_uv_s_cache() -> Non
     assert stages.count("--compile") == 2
     assert "--compile" not in dockerfiles.render_tiers(VARIANTS["ci"], ["numeric"])
     assert dockerfiles.render_layers(["a", "b", "c"]) == (
-        "FROM a\nCOPY --from=b /opt/venv /opt/venv\nCOPY --from=c /opt/venv /opt/venv"
+        "FROM a\nCOPY --from=b /opt/venv /opt/venv\nCOPY --from=c /opt/venv /opt/venv\n"
+        f'LABEL org.opencontainers.image.title="{IMAGE_NAME}"'
     )

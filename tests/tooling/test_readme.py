@@ -25,7 +25,7 @@ from service_images.variants import ROOT
 START, END = readme.markers("bench")
 README = textwrap.dedent(
     f"""\
-    # python-ai-service
+    # a service
 
     Intro written by hand.
 

@@ -15,7 +15,7 @@ import pytest
 
 from service_images import sbom
 from service_images.errors import SbomMismatch, ScanCoverageGap
-from service_images.variants import VARIANTS
+from service_images.variants import IMAGE_NAME, VARIANTS
 
 VENV = "/opt/venv/lib/python3.11/site-packages"
 BASE = "/usr/local/lib/python3.11/site-packages"
@@ -35,7 +35,7 @@ def bom(*distributions: sbom.Distribution, image_id: str = "sha256:" + "1" * 64)
             }
         },
     }
-    return sbom.cyclonedx(VARIANTS["ci"], "python-ai-service:ci", attrs, distributions)
+    return sbom.cyclonedx(VARIANTS["ci"], f"{IMAGE_NAME}:ci", attrs, distributions)
 
 
 def test_cyclonedx_1_5_with_a_purl_per_distribution() -> None:

@@ -17,11 +17,11 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 @pytest.mark.parametrize(
     ("reference", "plain_http"),
     [
-        ("127.0.0.1:5000/python-ai-service@" + DIGEST, True),
-        ("localhost:5000/python-ai-service@" + DIGEST, True),
-        ("[::1]:5000/python-ai-service@" + DIGEST, True),
-        ("ghcr.io/owner/python-ai-service@" + DIGEST, False),
-        ("10.0.0.1:5000/python-ai-service@" + DIGEST, False),
+        ("127.0.0.1:5000/example-app@" + DIGEST, True),
+        ("localhost:5000/example-app@" + DIGEST, True),
+        ("[::1]:5000/example-app@" + DIGEST, True),
+        ("ghcr.io/owner/example-app@" + DIGEST, False),
+        ("10.0.0.1:5000/example-app@" + DIGEST, False),
     ],
 )
 def test_only_loopback_registries_are_plain_http(reference: str, plain_http: bool) -> None:
@@ -65,9 +65,9 @@ def test_a_signer_that_cannot_be_is_refused(signer: signing.Signer) -> None:
 
 def test_a_tag_is_not_signed_or_verified_without_its_digest() -> None:
     with pytest.raises(errors.BadOption, match="not REPO@sha256"):
-        signing.digest_reference("127.0.0.1:5000/python-ai-service:ci")
+        signing.digest_reference("127.0.0.1:5000/example-app:ci")
     with pytest.raises(errors.Tampered):
-        verification.resolve("127.0.0.1:5000/python-ai-service@" + DIGEST, "sha256:" + "b" * 64)
+        verification.resolve("127.0.0.1:5000/example-app@" + DIGEST, "sha256:" + "b" * 64)
 
 
 def provenance(revision: str, source: str | None = None) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def provenance(revision: str, source: str | None = None) -> dict[str, Any]:
 
 LABELS = {
     verification.REVISION_LABEL: REVISION,
-    verification.SOURCE_LABEL: "https://github.com/Owner/python-ai-service",
+    verification.SOURCE_LABEL: "https://github.com/Owner/example-app",
 }
 
 
@@ -88,7 +88,7 @@ LABELS = {
     [
         ([], "not checked"),
         ([provenance(REVISION)], "built from commit"),
-        ([provenance(REVISION, "https://github.com/owner/python-ai-service.git")], "of https"),
+        ([provenance(REVISION, "https://github.com/owner/example-app.git")], "of https"),
         ([provenance("f" * 40)], errors.ProvenanceMismatch),
         ([provenance(REVISION, "https://github.com/else/where")], errors.ProvenanceMismatch),
         ([{"metadata": {}}], errors.ProvenanceMismatch),
