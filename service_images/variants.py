@@ -160,6 +160,7 @@ VARIANTS: dict[str, Variant] = {
             description="light image for CI: the service without TensorFlow/PyTorch",
             forbidden=HEAVY_PACKAGES,
             constrained_by="full",
+            compile_bytecode=True,
             budgets=Budgets(
                 image_mb=700,
                 size_over_base_ratio=0.50,
