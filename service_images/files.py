@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from service_images.errors import WriteFailed
+from service_images.errors import OutOfDate, WriteFailed
 
 
 def write_atomically(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
@@ -45,3 +45,13 @@ def ensure_writable(directory: Path) -> Path:
             "run from a checkout you can write to."
         ) from None
     return directory
+
+
+def replace_block(text: str, markers: tuple[str, str], body: str, where: str) -> str:
+    """`text` with what stands between the marker lines replaced by `body` (a generated block of
+    README or a Dockerfile); OutOfDate saying `where` they belong unless there is one of each, in
+    order."""
+    start, end = markers
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(end) < text.index(start):
+        raise OutOfDate(f"{where} needs exactly one line `{start}` and, below it, one `{end}`.")
+    return f"{text[: text.index(start) + len(start)]}\n{body}\n{text[text.index(end) :]}"
