@@ -44,10 +44,6 @@ HARDENED: dict[str, Any] = {
     "cap_drop": ["ALL"],
     "security_opt": ["no-new-privileges"],
 }
-# Also, for the contract's speed, it keeps the bytecode it compiles in its /tmp (a tmpfs), so the
-# probe's imports, which follow the service's start, reuse what the service compiled (the CI image
-# ships no bytecode). The image's own settings are verified on a fresh container (test_service).
-BYTECODE_IN_TMP = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": "/tmp/pycache"}
 # An image of another architecture runs under QEMU user emulation: every deadline is this many
 # times longer, and time budgets are not measured (they would measure QEMU).
 EMULATION_SLOWDOWN = 10
@@ -191,7 +187,7 @@ def container(
 ) -> Iterator[Service]:
     """The one container of this session, hardened, started from the image's default CMD (not
     waited for)."""
-    options = {**HARDENED, "environment": BYTECODE_IN_TMP, **emulation.run_options(image)}
+    options = {**HARDENED, **emulation.run_options(image)}
     with running(docker_client, image.id, **options) as started:
         yield started
 
