@@ -100,6 +100,8 @@ class Run:
     """The build cache records there were before the run: the rest are the run's."""
     created: dict[str, str] = field(default_factory=dict)
     """Tag -> image id of every image this run built."""
+    revisions: dict[str, str] = field(default_factory=dict)
+    """Tag -> the commit its labels name (a commit made during the run moves HEAD)."""
     notes: list[str] = field(default_factory=list)
     saw_other_build: bool = False
     context: Path = Path()
@@ -147,6 +149,7 @@ class Run:
         ):
             result = build_image(variant, options)
         self.created[tag] = str(self.sdk.images.get(tag).id)
+        self.revisions[tag] = result.revision
         return result.seconds, sampler
 
     def prune_cache_mounts(self, step: Step) -> None:
@@ -169,10 +172,13 @@ class Run:
             self.notes.append(note)
 
 
-def run_contract_suite(variant: Variant, tag: str, log: IO[str]) -> tuple[float, str]:
+def run_contract_suite(
+    variant: Variant, tag: str, revision: str, log: IO[str]
+) -> tuple[float, str]:
     """Seconds the image-contract suite takes, and how it ended (its abuse module left out: a
     load test has its own figures, in reports/abuse-<variant>.json)."""
-    command = [sys.executable, *contract.pytest_args(variant.name, tag, "-q", "-m", "not abuse")]
+    arguments = (f"--revision={revision}", "-q", "-m", "not abuse")
+    command = [sys.executable, *contract.pytest_args(variant.name, tag, *arguments)]
     print(f"\n===== {' '.join(command)}", file=log, flush=True)
     started = time.monotonic()
     result = subprocess.run(
@@ -255,7 +261,9 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
     if not facts["before"].has_healthcheck:
         notes.append("the pre-project image has no HEALTHCHECK, so it never reports `healthy`.")
     with display.step(f"{label}: contract suite on our image") as step:
-        contract_s, contract_note = run_contract_suite(variant, tags["ours"], run.log)
+        contract_s, contract_note = run_contract_suite(
+            variant, tags["ours"], run.revisions[tags["ours"]], run.log
+        )
         step.result = contract_note.split(": ", 1)[1]
     notes.append(contract_note)
     releases: dict[str, release.Release] = {}
