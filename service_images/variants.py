@@ -99,6 +99,8 @@ class Budgets:
     """`/health` latency, 99th percentile, while the abuse suite's burst and slow clients run."""
     memory_growth_ratio: float = 1.5
     """Container memory after the abuse suite / after start-up and one of each valid request."""
+    memory_limit_mib: int = 1024
+    """The abuse suite's container runs with this memory limit (no swap): it must not be killed."""
     slow_client_s: float = 20.0
     """An unfinished request (no bytes, partial headers, short body) is disconnected within this."""
     stop_s: float = 10.0
@@ -184,6 +186,7 @@ VARIANTS: dict[str, Variant] = {
                 health_s=10.0,
                 health_p99_ms=250.0,
                 memory_growth_ratio=1.5,
+                memory_limit_mib=4096,  # torch and TensorFlow loaded by the warm-up
                 slow_client_s=20.0,
                 stop_s=10.0,
             ),

@@ -8,6 +8,7 @@ property of it. The figures go to the terminal, the JUnit report and reports/abu
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -55,6 +56,8 @@ class Abused:
     health_after: str
     logs: str
     figures: dict[str, Any]
+    state_after: dict[str, Any]
+    """Docker's State of the container after the campaign."""
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +70,23 @@ def abused(
     emulation: Emulation,
 ) -> Abused:
     emulation.skip_time_budget("abuse suite (/health p99, the burst's deadlines)")
-    with running(docker_client, image.id) as target:
+    limit = f"{variant.budgets.memory_limit_mib}m"
+    with running(docker_client, image.id, mem_limit=limit, memswap_limit=limit) as target:
         target.wait_until("answers", STARTUP_DEADLINE_S)
         warm_up_failures = abuse.warm_up(target)
         start_mib, source = abuse.memory_mib(target.container)
         campaign = abuse.run(target, variant.budgets.slow_client_s + 1)
         health_after = health_after_next_check(target, image)
+        target.container.reload()
+        state_after = target.container.attrs["State"]
         end_mib = min(settled_memory(target))
         logs = logs_without_probes(target)
     figures = summarize(campaign, variant, start_mib, end_mib, source, health_after)
+    figures["state_after"] = {key: state_after.get(key) for key in ("Status", "OOMKilled")}
     report(figures, variant, pytestconfig, record_testsuite_property)
-    return Abused(campaign, warm_up_failures, start_mib, end_mib, health_after, logs, figures)
+    return Abused(
+        campaign, warm_up_failures, start_mib, end_mib, health_after, logs, figures, state_after
+    )
 
 
 def health_after_next_check(target: Service, image: docker.models.images.Image) -> str:
@@ -139,7 +148,7 @@ def summarize(
         "docker_health_after": health_after,
         "memory_source": source,
         "memory_start_mib": round(start_mib, 1),
-        "memory_peak_mib": round(max(campaign.memory_mib, default=0), 1),
+        "memory_peak_mib": round(max(filter(math.isfinite, campaign.memory_mib), default=0), 1),
         "memory_end_mib": round(end_mib, 1),
         "memory_ratio": round(end_mib / start_mib, 2),
         "memory_ratio_budget": budgets.memory_growth_ratio,
@@ -235,6 +244,17 @@ def test_container_never_unhealthy(abused: Abused) -> None:
     assert not any(status.startswith("unhealthy") for status in [*during, abused.health_after]), (
         f"Docker reported the container unhealthy: during the abuse {during}, after it "
         f"{abused.health_after}\ncontainer logs:\n{abused.logs}"
+    )
+
+
+def test_never_killed_at_its_memory_limit(abused: Abused, variant: Variant) -> None:
+    state = abused.state_after
+    alive = state.get("Status") == "running" and not state.get("OOMKilled")
+    assert alive, (
+        f"limited to {variant.budgets.memory_limit_mib} MiB, the container is "
+        f"{state.get('Status')} (OOMKilled: {state.get('OOMKilled')}, exit code "
+        f"{state.get('ExitCode')}, peak {abused.figures['memory_peak_mib']} MiB)\n"
+        f"container logs:\n{abused.logs}"
     )
 
 
