@@ -69,7 +69,11 @@ class Settings(BaseSettings):
     OPENAI_API_KEY: SecretStr | None = None
     OPENAI_BASE_URL: str | None = None
     OPENAI_MODEL: str = "gpt-4o-mini"
-    OPENAI_TIMEOUT_S: float = Field(default=30.0, gt=0)
+    # The whole call, its one retry included: past it /analysis answers 504.
+    OPENAI_DEADLINE_S: float = Field(default=10.0, gt=0, le=60)
+    # After this many failed calls in a row, /analysis answers 503 at once for the cool-down.
+    OPENAI_BREAKER_FAILURES: int = Field(default=5, ge=1)
+    OPENAI_BREAKER_COOLDOWN_S: float = Field(default=30.0, gt=0)
 
     # Used by `python -m app` only; `uvicorn app.main:app` takes its own flags.
     HOST: str = "127.0.0.1"
