@@ -27,7 +27,7 @@ from app.core.config import Settings
 from app.core.config import settings as env_settings
 from app.core.logging import configure_logging
 from app.core.memory import exempt_from_gc
-from app.core.middleware import BodySizeLimitMiddleware
+from app.core.middleware import BodySizeLimitMiddleware, HeadAsGetMiddleware
 from app.core.ratelimit import make_limiter
 from app.ml.signal_model import get_signal_model
 from app.services.history import HistoryRecorder, HistoryStore, MemoryHistory
@@ -106,6 +106,8 @@ def create_app(
         openapi_url=f"{cfg.API_V1_STR}/openapi.json",
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,
+        # A redirect to the slash-less path would be built from the client's Host header.
+        redirect_slashes=False,
     )
     app.state.services = state
 
@@ -124,6 +126,7 @@ def create_app(
         read_timeout_s=cfg.BODY_READ_TIMEOUT_S,
     )
     app.add_middleware(SlowAPIASGIMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_exception_handler(
         RequestValidationError, make_validation_handler(cfg.VALIDATION_ERRORS_SHOWN)
     )

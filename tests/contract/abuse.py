@@ -129,9 +129,10 @@ HOSTILE = (
     Hostile(
         "text/plain body",
         lambda f: _json({f: candles()}),
-        frozenset({415, 422}),
+        frozenset({415}),
         content_type="text/plain",
     ),
+    Hostile("UTF-16 JSON", lambda f: json.dumps({f: candles()}).encode("utf-16"), frozenset({400})),
 )
 
 

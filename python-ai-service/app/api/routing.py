@@ -43,6 +43,23 @@ class TooManyItemsError(HTTPException):
         super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, detail=detail)
 
 
+class NotUTF8Error(HTTPException):
+    """RFC 8259 §8.1: JSON between systems is UTF-8 (without a byte order mark)."""
+
+    def __init__(self) -> None:
+        super().__init__(status.HTTP_400_BAD_REQUEST, detail="request body is not UTF-8 JSON")
+
+
+def _is_json(content_type: str | None) -> bool:
+    """What FastAPI reads as JSON; no Content-Type at all is taken as JSON too, as FastAPI does."""
+    if content_type is None:
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 def _list_fields(model: type[BaseModel]) -> list[str]:
     return [n for n, info in model.model_fields.items() if get_origin(info.annotation) is list]
 
@@ -72,8 +89,13 @@ def parse_body(model: type[BaseModel] | None, body: bytes, max_items: int) -> An
                 if error["type"] == "too_long" and len(error["loc"]) == 1:
                     raise TooManyItemsError(str(error["loc"][0]), max_items) from None
     # Not JSON to pydantic (a lone surrogate is, to json), or not valid: the dependencies report it,
-    # validating it again, so its lists are bounded here too.
-    parsed = json.loads(body)
+    # validating it again, so its lists are bounded here too. json.loads would read UTF-16/32.
+    if json.detect_encoding(body) != "utf-8":
+        raise NotUTF8Error
+    try:
+        parsed = json.loads(body.decode())
+    except UnicodeDecodeError:
+        raise NotUTF8Error from None
     for name in _list_fields(model) if model is not None and isinstance(parsed, dict) else ():
         if isinstance(items := parsed.get(name), list) and len(items) > max_items:
             raise TooManyItemsError(name, max_items)
@@ -106,6 +128,10 @@ class ValidatedJSONRoute(APIRoute):
         model = self.body_model()
 
         async def validate_off_loop(request: Request) -> Response:
+            if model is not None and not _is_json(request.headers.get("content-type")):
+                raise HTTPException(
+                    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="the body must be JSON"
+                )
             validating = ValidatedJSONRequest(request.scope, request.receive)
             validating.model = model
             async with BodySlot(get_state(request).parsed_bodies) as slot:
