@@ -1,7 +1,7 @@
 """``python -m app``: uvicorn configured from the settings, with the timeouts a server needs.
 
-``uvicorn app.main:app`` still works; this adds what its flags cannot express from one place:
-proxy headers trusted from ``TRUSTED_PROXIES`` only, and a deadline for a request's headers.
+``uvicorn app.main:app`` still works; this adds what its flags cannot express from one place: a
+deadline for a request's headers, no ``server`` header, and the settings' timeouts and limits.
 """
 
 from __future__ import annotations
@@ -77,14 +77,15 @@ def main() -> None:
     parser.add_argument("--host", default=settings.HOST, help="address to bind (HOST)")
     parser.add_argument("--port", type=int, default=settings.PORT, help="port to bind (PORT)")
     args = parser.parse_args()
-    trusted = [str(network) for network in settings.TRUSTED_PROXIES]
     config = uvicorn.Config(
         "app.main:app",
         host=args.host,
         port=args.port,
         http=HeaderDeadlineH11Protocol,
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted,
+        # The app reads X-Forwarded-For itself (ForwardedForMiddleware): uvicorn's would take
+        # any string for the client's address, and name it in every access log line.
+        proxy_headers=False,
+        server_header=False,
         timeout_keep_alive=settings.KEEP_ALIVE_TIMEOUT_S,
         limit_concurrency=settings.LIMIT_CONCURRENCY,
         timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_TIMEOUT_S,

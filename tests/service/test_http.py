@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -23,13 +24,17 @@ SERVICE_ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "python-ai-se
 GET_ROUTES = ["/health", "/ready", "/api/v1/capabilities", "/api/v1/history"]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, int]]:
-    """`python -m app`, the images' command, on a free loopback port."""
+@contextmanager
+def serving(**settings: str) -> Iterator[tuple[tuple[str, int], subprocess.Popen[str]]]:
+    """`python -m app`, the images' command, on a free loopback port; its stderr is piped."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": SERVICE_ROOT, "LOG_LEVEL": "WARNING", "PORT": str(port)}
+    env = {**os.environ, "PYTHONPATH": SERVICE_ROOT, "PORT": str(port), **settings}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "app"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process.poll() is None:
@@ -41,10 +46,16 @@ def server() -> Iterator[tuple[str, int]]:
     try:
         # /ready trains the signal model on first use: done here, not inside a test's wait.
         httpx.get(f"http://127.0.0.1:{port}/ready", timeout=120, trust_env=False)
-        yield "127.0.0.1", port
+        yield ("127.0.0.1", port), process
     finally:
         process.terminate()
         process.communicate(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, int]]:
+    with serving(LOG_LEVEL="WARNING") as (address, _):
+        yield address
 
 
 def exchange(address: tuple[str, int], request: bytes, wait_s: float = 5.0) -> tuple[bytes, bool]:
@@ -123,3 +134,27 @@ def test_json_media_types_are_accepted(client: TestClient, content_type: str) ->
         "/api/v1/indicators", content=body, headers={"content-type": content_type}
     )
     assert response.status_code == 200, response.text[:200]
+
+
+def test_no_server_header(server: tuple[str, int]) -> None:
+    response = httpx.get(f"http://{server[0]}:{server[1]}/health", trust_env=False)
+    assert "server" not in response.headers
+
+
+def test_only_an_ip_address_from_x_forwarded_for_is_the_client() -> None:
+    """From a trusted proxy, a hop that is no IP address neither keys the rate limit nor reaches
+    the log: both forged values below count as the proxy itself."""
+    settings = {"TRUSTED_PROXIES": "127.0.0.1", "RATE_LIMIT": "1/minute", "LOG_LEVEL": "INFO"}
+    with serving(**settings) as ((host, port), process):
+        codes = [
+            httpx.get(
+                f"http://{host}:{port}/api/v1/capabilities",
+                headers={"x-forwarded-for": forged},
+                trust_env=False,
+            ).status_code
+            for forged in ("forged-1", "forged-2 \u001b[31m")
+        ]
+        process.terminate()
+        _, log = process.communicate(timeout=20)
+    assert codes == [200, 429]
+    assert "forged" not in log

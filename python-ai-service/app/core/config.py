@@ -31,14 +31,19 @@ class Settings(BaseSettings):
     # Set by the images ("ci" or "full"); named in 503 messages when a backend is absent.
     IMAGE_VARIANT: str = "dev"
 
+    # /docs, /redoc and the OpenAPI schema: a map of the API for anyone who asks, so off unless set.
+    API_DOCS: bool = False
+    # /capabilities names the Python and library versions only when set (a CVE lookup for free).
+    EXPOSE_VERSIONS: bool = False
+
     LOG_LEVEL: LogLevel = "INFO"
     LOG_JSON: bool = False
 
     # slowapi/limits syntax, e.g. "600/minute" or "10/second;600/minute"; per client and path.
     RATE_LIMIT: str = "600/minute"
     RATE_LIMIT_ENABLED: bool = True
-    # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client. Empty trusts
-    # no one: behind an ingress, list the ingress, or every client shares the ingress's budget.
+    # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client (an IP address
+    # only). Empty trusts no one: behind an ingress, list it, or its clients share one budget.
     TRUSTED_PROXIES: Annotated[tuple[Network, ...], NoDecode] = ()
 
     MAX_BODY_BYTES: int = Field(default=2 * 1024 * 1024, gt=0)
