@@ -95,8 +95,6 @@ class Budgets:
     """The bytes that rebuild adds, as a share of the image (what every node pulls again)."""
     contract_s: float | None = None
     """The contract suite on a built image (the abuse module excluded: its time is its own)."""
-    health_p99_ms: float = 250.0
-    """`/health` latency, 99th percentile, while the abuse suite's burst and slow clients run."""
     memory_growth_ratio: float = 1.5
     """Container memory after the abuse suite / after start-up and one of each valid request."""
     memory_limit_mib: int = 1024
@@ -161,7 +159,6 @@ VARIANTS: dict[str, Variant] = {
                 contract_s=8.0,
                 peak_build_rss_mb=512,
                 health_s=3.0,
-                health_p99_ms=250.0,
                 memory_growth_ratio=1.5,
                 slow_client_s=20.0,
                 stop_s=10.0,
@@ -184,7 +181,6 @@ VARIANTS: dict[str, Variant] = {
                 bump_new_share=0.03,
                 peak_build_rss_mb=4096,
                 health_s=10.0,
-                health_p99_ms=250.0,
                 memory_growth_ratio=1.5,
                 memory_limit_mib=4096,  # torch and TensorFlow loaded by the warm-up
                 slow_client_s=20.0,

@@ -141,7 +141,6 @@ def summarize(
         "health_probes": len(latencies),
         "health_p99_ms": round(abuse.p99(latencies) * 1000, 1),
         "health_max_ms": round(max(latencies, default=0) * 1000, 1),
-        "health_p99_budget_ms": budgets.health_p99_ms,
         "health_probes_failed": sum(status != 200 for _, status in campaign.probes),
         "undocumented_5xx": len(undocumented_5xx(campaign, variant)),
         "docker_health_seen": sorted(set(campaign.health_seen)),
@@ -227,15 +226,22 @@ def test_valid_requests_are_served_during_the_abuse(abused: Abused, variant: Var
     )
 
 
-def test_health_p99_within_budget(abused: Abused, variant: Variant) -> None:
+def test_every_probe_answered_within_the_health_checks_timeout(
+    abused: Abused, image: docker.models.images.Image
+) -> None:
+    """What Docker or a kubelet would see: a probe without a 200 in time counts as failed. The
+    latency figures (p99, max) are reported; a latency budget is the bench's to measure."""
+    timeout_s = (image.attrs["Config"].get("Healthcheck") or {}).get("Timeout", 30e9) / 1e9
+    late = Counter(
+        str(status) if status != 200 else f"200 after more than {timeout_s:g} s"
+        for seconds, status in abused.campaign.probes
+        if status != 200 or seconds > timeout_s
+    )
     figures = abused.figures
-    failed = Counter(str(status) for _, status in abused.campaign.probes if status != 200)
-    # One assertion: a slow p99 and unanswered probes are the same failure, seen twice.
-    within = figures["health_p99_ms"] <= variant.budgets.health_p99_ms and not failed
-    assert within, (
-        f"/health during the abuse: p99 {figures['health_p99_ms']} ms (budget "
-        f"{variant.budgets.health_p99_ms:g} ms), max {figures['health_max_ms']} ms over "
-        f"{figures['health_probes']} probes; probes without a 200: {dict(failed) or 'none'}"
+    assert not late, (
+        f"/health during the abuse: {sum(late.values())} of {figures['health_probes']} probes "
+        f"failed as the health check ({timeout_s:g} s timeout) counts them: {dict(late)}; p99 "
+        f"{figures['health_p99_ms']} ms, max {figures['health_max_ms']} ms"
     )
 
 
