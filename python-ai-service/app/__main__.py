@@ -17,13 +17,28 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app.core.config import settings
 
+# Answered whatever LIMIT_CONCURRENCY says: a 503 to the health check gets a busy container
+# killed, which turns a load spike into an outage.
+PROBE_PATHS = frozenset({"/health", "/ready"})
+
 
 class HeaderDeadlineH11Protocol(H11Protocol):
-    """h11 that closes a connection whose request headers are not complete in time.
+    """h11 that closes a connection whose request headers are not complete in time, and serves
+    the probes past LIMIT_CONCURRENCY.
 
     uvicorn only times out idle keep-alive connections; a client sending one header byte at a
     time would otherwise hold a connection (and a LIMIT_CONCURRENCY slot) for ever.
     """
+
+    # uvicorn reads this once per request, just after it has set ``self.scope`` for it.
+    @property
+    def limit_concurrency(self) -> int | None:
+        scope = getattr(self, "scope", None)
+        return None if scope is not None and scope["path"] in PROBE_PATHS else self._limit
+
+    @limit_concurrency.setter
+    def limit_concurrency(self, value: int | None) -> None:
+        self._limit = value
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

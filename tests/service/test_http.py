@@ -158,3 +158,22 @@ def test_only_an_ip_address_from_x_forwarded_for_is_the_client() -> None:
         _, log = process.communicate(timeout=20)
     assert codes == [200, 429]
     assert "forged" not in log
+
+
+def test_probes_answer_while_idle_connections_fill_the_limit() -> None:
+    """LIMIT_CONCURRENCY counts open connections: idle ones (a client's pool, or an attack) had
+    the health check answered 503 and the container killed. The API itself stays limited."""
+    with serving(LOG_LEVEL="WARNING", LIMIT_CONCURRENCY="5") as ((host, port), _):
+        idle = [socket.create_connection((host, port)) for _ in range(8)]
+        try:
+            with httpx.Client(base_url=f"http://{host}:{port}", trust_env=False) as client:
+                codes = {path: client.get(path).status_code for path in GET_ROUTES}
+        finally:
+            for connection in idle:
+                connection.close()
+    assert codes == {
+        "/health": 200,
+        "/ready": 200,
+        "/api/v1/capabilities": 503,
+        "/api/v1/history": 503,
+    }
