@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.ml.indicators import MIN_CANDLES
+from app.services import commentary
 
 from .conftest import ClientFactory
 from .helpers import make_candles, make_settings
@@ -104,3 +105,26 @@ def test_a_dead_upstream_opens_the_breaker(
     assert status == 503
     assert 1 <= int(headers["retry-after"]) <= 60
     assert len(silent.accepted) == tried, "the open breaker still called the upstream"
+
+
+def test_the_breaker_reopens_on_one_failure_after_its_cool_down_and_closes_on_success(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(commentary.time, "monotonic", lambda: now[0])
+    breaker = commentary.Breaker(failures=3, cooldown_s=10)
+    for _ in range(3):
+        breaker.check()
+        breaker.record(ok=False)
+    with pytest.raises(commentary.CommentaryCoolingDownError):
+        breaker.check()
+    now[0] = 10.5  # cooled down: one more failure opens it again
+    breaker.check()
+    breaker.record(ok=False)
+    with pytest.raises(commentary.CommentaryCoolingDownError):
+        breaker.check()
+    now[0] = 21.0
+    breaker.record(ok=True)  # a success: three failures in a row again before it opens
+    for _ in range(2):
+        breaker.record(ok=False)
+    breaker.check()
