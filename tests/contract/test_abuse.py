@@ -70,8 +70,13 @@ def abused(
     emulation: Emulation,
 ) -> Abused:
     emulation.skip_time_budget("abuse suite (/health p99, the burst's deadlines)")
-    limit = f"{variant.budgets.memory_limit_mib}m"
-    with running(docker_client, image.id, mem_limit=limit, memswap_limit=limit) as target:
+    limit_mib = variant.budgets.memory_limit_mib
+    limits = (
+        {}
+        if limit_mib is None
+        else {"mem_limit": f"{limit_mib}m", "memswap_limit": f"{limit_mib}m"}
+    )
+    with running(docker_client, image.id, **limits) as target:
         target.wait_until("answers", STARTUP_DEADLINE_S)
         warm_up_failures = abuse.warm_up(target)
         start_mib, source = abuse.memory_mib(target.container)
@@ -257,7 +262,7 @@ def test_never_killed_at_its_memory_limit(abused: Abused, variant: Variant) -> N
     state = abused.state_after
     alive = state.get("Status") == "running" and not state.get("OOMKilled")
     assert alive, (
-        f"limited to {variant.budgets.memory_limit_mib} MiB, the container is "
+        f"with a memory limit of {variant.budgets.memory_limit_mib} MiB, the container is "
         f"{state.get('Status')} (OOMKilled: {state.get('OOMKilled')}, exit code "
         f"{state.get('ExitCode')}, peak {abused.figures['memory_peak_mib']} MiB)\n"
         f"container logs:\n{abused.logs}"
