@@ -106,10 +106,11 @@ class Budgets:
     """A cold node (pull on a clean engine, start, /health answers): ours / the pre-project's."""
     release_ratio: float | None = None
     """Cold build, contract, push and a cold node's start, summed: ours / the pre-project's."""
-    health_p99_ms: float = 250.0
-    """`/health` latency, 99th percentile, while the abuse suite's burst and slow clients run."""
     memory_growth_ratio: float = 1.5
     """Container memory after the abuse suite / after start-up and one of each valid request."""
+    memory_limit_mib: int | None = 1024
+    """The abuse suite's container runs with this memory limit (no swap): it must not be killed.
+    None: no limit (the footprint is not measured yet)."""
     slow_client_s: float = 20.0
     """An unfinished request (no bytes, partial headers, short body) is disconnected within this."""
     stop_s: float = 10.0
@@ -173,7 +174,6 @@ VARIANTS: dict[str, Variant] = {
                 health_s=3.0,
                 health_ratio=1.0,
                 release_ratio=0.4,
-                health_p99_ms=250.0,
                 memory_growth_ratio=1.5,
                 slow_client_s=20.0,
                 stop_s=10.0,
@@ -200,8 +200,9 @@ VARIANTS: dict[str, Variant] = {
                 pushed_ratio=0.85,
                 node_start_ratio=0.5,
                 release_ratio=0.4,
-                health_p99_ms=250.0,
                 memory_growth_ratio=1.5,
+                # torch and TensorFlow loaded by the warm-up: a footprint not measured yet.
+                memory_limit_mib=None,
                 slow_client_s=20.0,
                 stop_s=10.0,
             ),

@@ -1,7 +1,7 @@
 """``python -m app``: uvicorn configured from the settings, with the timeouts a server needs.
 
-``uvicorn app.main:app`` still works; this adds what its flags cannot express from one place:
-proxy headers trusted from ``TRUSTED_PROXIES`` only, and a deadline for a request's headers.
+``uvicorn app.main:app`` still works; this adds what its flags cannot express from one place: a
+deadline for a request's headers, no ``server`` header, and the settings' timeouts and limits.
 """
 
 from __future__ import annotations
@@ -17,13 +17,28 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app.core.config import settings
 
+# Answered whatever LIMIT_CONCURRENCY says: a 503 to the health check gets a busy container
+# killed, which turns a load spike into an outage.
+PROBE_PATHS = frozenset({"/health", "/ready"})
+
 
 class HeaderDeadlineH11Protocol(H11Protocol):
-    """h11 that closes a connection whose request headers are not complete in time.
+    """h11 that closes a connection whose request headers are not complete in time, and serves
+    the probes past LIMIT_CONCURRENCY.
 
     uvicorn only times out idle keep-alive connections; a client sending one header byte at a
     time would otherwise hold a connection (and a LIMIT_CONCURRENCY slot) for ever.
     """
+
+    # uvicorn reads this once per request, just after it has set ``self.scope`` for it.
+    @property
+    def limit_concurrency(self) -> int | None:
+        scope = getattr(self, "scope", None)
+        return None if scope is not None and scope["path"] in PROBE_PATHS else self._limit
+
+    @limit_concurrency.setter
+    def limit_concurrency(self, value: int | None) -> None:
+        self._limit = value
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -77,14 +92,15 @@ def main() -> None:
     parser.add_argument("--host", default=settings.HOST, help="address to bind (HOST)")
     parser.add_argument("--port", type=int, default=settings.PORT, help="port to bind (PORT)")
     args = parser.parse_args()
-    trusted = [str(network) for network in settings.TRUSTED_PROXIES]
     config = uvicorn.Config(
         "app.main:app",
         host=args.host,
         port=args.port,
         http=HeaderDeadlineH11Protocol,
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted,
+        # The app reads X-Forwarded-For itself (ForwardedForMiddleware): uvicorn's would take
+        # any string for the client's address, and name it in every access log line.
+        proxy_headers=False,
+        server_header=False,
         timeout_keep_alive=settings.KEEP_ALIVE_TIMEOUT_S,
         limit_concurrency=settings.LIMIT_CONCURRENCY,
         timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_TIMEOUT_S,

@@ -27,8 +27,8 @@ from app.core.config import Settings
 from app.core.config import settings as env_settings
 from app.core.logging import configure_logging
 from app.core.memory import exempt_from_gc
-from app.core.middleware import BodySizeLimitMiddleware
-from app.core.ratelimit import make_limiter
+from app.core.middleware import BodySizeLimitMiddleware, HeadAsGetMiddleware
+from app.core.ratelimit import ForwardedForMiddleware, make_limiter
 from app.ml.signal_model import get_signal_model
 from app.services.history import HistoryRecorder, HistoryStore, MemoryHistory
 
@@ -103,9 +103,11 @@ def create_app(
 
     app = FastAPI(
         title=cfg.PROJECT_NAME,
-        openapi_url=f"{cfg.API_V1_STR}/openapi.json",
+        openapi_url=f"{cfg.API_V1_STR}/openapi.json" if cfg.API_DOCS else None,
         lifespan=lifespan,
         default_response_class=SafeJSONResponse,
+        # A redirect to the slash-less path would be built from the client's Host header.
+        redirect_slashes=False,
     )
     app.state.services = state
 
@@ -124,6 +126,8 @@ def create_app(
         read_timeout_s=cfg.BODY_READ_TIMEOUT_S,
     )
     app.add_middleware(SlowAPIASGIMiddleware)
+    app.add_middleware(ForwardedForMiddleware, trusted=cfg.TRUSTED_PROXIES)
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_exception_handler(
         RequestValidationError, make_validation_handler(cfg.VALIDATION_ERRORS_SHOWN)
     )

@@ -170,7 +170,7 @@ class LibraryInfo(BaseModel):
 
 class CapabilitiesResponse(BaseModel):
     image_variant: str
-    python: str
+    python: str | None = Field(description="The Python version, with EXPOSE_VERSIONS")
     libraries: dict[str, LibraryInfo]
     forecast_backends: list[str]
 

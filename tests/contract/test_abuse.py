@@ -8,6 +8,7 @@ property of it. The figures go to the terminal, the JUnit report and reports/abu
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -55,6 +56,8 @@ class Abused:
     health_after: str
     logs: str
     figures: dict[str, Any]
+    state_after: dict[str, Any]
+    """Docker's State of the container after the campaign."""
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +70,28 @@ def abused(
     emulation: Emulation,
 ) -> Abused:
     emulation.skip_time_budget("abuse suite (/health p99, the burst's deadlines)")
-    with running(docker_client, image.id) as target:
+    limit_mib = variant.budgets.memory_limit_mib
+    limits = (
+        {}
+        if limit_mib is None
+        else {"mem_limit": f"{limit_mib}m", "memswap_limit": f"{limit_mib}m"}
+    )
+    with running(docker_client, image.id, **limits) as target:
         target.wait_until("answers", STARTUP_DEADLINE_S)
         warm_up_failures = abuse.warm_up(target)
         start_mib, source = abuse.memory_mib(target.container)
         campaign = abuse.run(target, variant.budgets.slow_client_s + 1)
         health_after = health_after_next_check(target, image)
+        target.container.reload()
+        state_after = target.container.attrs["State"]
         end_mib = min(settled_memory(target))
         logs = logs_without_probes(target)
     figures = summarize(campaign, variant, start_mib, end_mib, source, health_after)
+    figures["state_after"] = {key: state_after.get(key) for key in ("Status", "OOMKilled")}
     report(figures, variant, pytestconfig, record_testsuite_property)
-    return Abused(campaign, warm_up_failures, start_mib, end_mib, health_after, logs, figures)
+    return Abused(
+        campaign, warm_up_failures, start_mib, end_mib, health_after, logs, figures, state_after
+    )
 
 
 def health_after_next_check(target: Service, image: docker.models.images.Image) -> str:
@@ -132,14 +146,13 @@ def summarize(
         "health_probes": len(latencies),
         "health_p99_ms": round(abuse.p99(latencies) * 1000, 1),
         "health_max_ms": round(max(latencies, default=0) * 1000, 1),
-        "health_p99_budget_ms": budgets.health_p99_ms,
         "health_probes_failed": sum(status != 200 for _, status in campaign.probes),
         "undocumented_5xx": len(undocumented_5xx(campaign, variant)),
         "docker_health_seen": sorted(set(campaign.health_seen)),
         "docker_health_after": health_after,
         "memory_source": source,
         "memory_start_mib": round(start_mib, 1),
-        "memory_peak_mib": round(max(campaign.memory_mib, default=0), 1),
+        "memory_peak_mib": round(max(filter(math.isfinite, campaign.memory_mib), default=0), 1),
         "memory_end_mib": round(end_mib, 1),
         "memory_ratio": round(end_mib / start_mib, 2),
         "memory_ratio_budget": budgets.memory_growth_ratio,
@@ -218,15 +231,22 @@ def test_valid_requests_are_served_during_the_abuse(abused: Abused, variant: Var
     )
 
 
-def test_health_p99_within_budget(abused: Abused, variant: Variant) -> None:
+def test_every_probe_answered_within_the_health_checks_timeout(
+    abused: Abused, image: docker.models.images.Image
+) -> None:
+    """What Docker or a kubelet would see: a probe without a 200 in time counts as failed. The
+    latency figures (p99, max) are reported; a latency budget is the bench's to measure."""
+    timeout_s = (image.attrs["Config"].get("Healthcheck") or {}).get("Timeout", 30e9) / 1e9
+    late = Counter(
+        str(status) if status != 200 else f"200 after more than {timeout_s:g} s"
+        for seconds, status in abused.campaign.probes
+        if status != 200 or seconds > timeout_s
+    )
     figures = abused.figures
-    failed = Counter(str(status) for _, status in abused.campaign.probes if status != 200)
-    # One assertion: a slow p99 and unanswered probes are the same failure, seen twice.
-    within = figures["health_p99_ms"] <= variant.budgets.health_p99_ms and not failed
-    assert within, (
-        f"/health during the abuse: p99 {figures['health_p99_ms']} ms (budget "
-        f"{variant.budgets.health_p99_ms:g} ms), max {figures['health_max_ms']} ms over "
-        f"{figures['health_probes']} probes; probes without a 200: {dict(failed) or 'none'}"
+    assert not late, (
+        f"/health during the abuse: {sum(late.values())} of {figures['health_probes']} probes "
+        f"failed as the health check ({timeout_s:g} s timeout) counts them: {dict(late)}; p99 "
+        f"{figures['health_p99_ms']} ms, max {figures['health_max_ms']} ms"
     )
 
 
@@ -235,6 +255,17 @@ def test_container_never_unhealthy(abused: Abused) -> None:
     assert not any(status.startswith("unhealthy") for status in [*during, abused.health_after]), (
         f"Docker reported the container unhealthy: during the abuse {during}, after it "
         f"{abused.health_after}\ncontainer logs:\n{abused.logs}"
+    )
+
+
+def test_never_killed_at_its_memory_limit(abused: Abused, variant: Variant) -> None:
+    state = abused.state_after
+    alive = state.get("Status") == "running" and not state.get("OOMKilled")
+    assert alive, (
+        f"with a memory limit of {variant.budgets.memory_limit_mib} MiB, the container is "
+        f"{state.get('Status')} (OOMKilled: {state.get('OOMKilled')}, exit code "
+        f"{state.get('ExitCode')}, peak {abused.figures['memory_peak_mib']} MiB)\n"
+        f"container logs:\n{abused.logs}"
     )
 
 

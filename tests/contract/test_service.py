@@ -110,14 +110,26 @@ def fresh(
         yield Fresh(started, seconds)
 
 
-def test_starts_within_budget(fresh: Fresh, variant: Variant, emulation: Emulation) -> None:
-    """A fresh container answers /health within the variant's start-up budget."""
-    emulation.skip_time_budget("start-up")
-    budget = variant.budgets.health_s
-    assert fresh.answered_after <= budget, (
-        f"/health answered {fresh.answered_after:.2f} s after the container started; the "
-        f"{variant.name} budget is {budget:g} s (a native run; under emulation this test skips)\n"
-        f"{fresh.service.logs()}"
+def test_answers_within_the_health_checks_start_period(
+    fresh: Fresh,
+    image: docker.models.images.Image,
+    variant: Variant,
+    emulation: Emulation,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A fresh container answers /health before its HEALTHCHECK's start period is over, so no
+    failed check ever counts against it. The time is reported; its budget is the bench's."""
+    check = image.attrs["Config"].get("Healthcheck") or {}
+    start_period = emulation.scaled(check.get("StartPeriod", 0) / 1e9)
+    with capsys.disabled():
+        print(
+            f"\nstart-up: /health answered {fresh.answered_after:.2f} s after the container "
+            f"started (start period {start_period:g} s; the bench's budget "
+            f"{variant.budgets.health_s:g} s)"
+        )
+    assert fresh.answered_after <= start_period, (
+        f"/health answered {fresh.answered_after:.2f} s after the container started, after the "
+        f"health check's {start_period:g} s start period\n{fresh.service.logs()}"
     )
 
 

@@ -5,9 +5,12 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
 from loguru import logger
 
 from app.core.logging import configure_logging
+from app.main import create_app
 
 from .helpers import make_settings
 
@@ -40,3 +43,25 @@ def test_plain_logs_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert "plain line" in err
     with pytest.raises(json.JSONDecodeError):
         json.loads(err.splitlines()[0])
+
+
+def test_a_path_is_logged_with_its_control_characters_escaped() -> None:
+    """A percent-encoded control character decodes into the path: an ESC written as is drives
+    the terminal that shows the log (newlines are not the risk: the URL parser drops them)."""
+    app = create_app(make_settings())
+    router = APIRouter()
+
+    @router.get("/boom/{anything}")
+    async def boom(anything: str) -> None:
+        raise RuntimeError("boom")
+
+    app.include_router(router)
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="ERROR")
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert client.get("/boom/x%1B[2J").status_code == 500
+    finally:
+        logger.remove(sink)
+    [line] = [line for line in lines if "unhandled error" in line]
+    assert "\x1b" not in line, line

@@ -69,7 +69,7 @@ def test_ready_is_degraded_not_503_when_history_is_unreachable(
 
 
 def test_capabilities_match_installed_packages(client_factory: ClientFactory) -> None:
-    client = client_factory(make_settings(IMAGE_VARIANT="ci"))
+    client = client_factory(make_settings(IMAGE_VARIANT="ci", EXPOSE_VERSIONS=True))
     body = client.get("/api/v1/capabilities").json()
     assert body["image_variant"] == "ci"
     assert body["libraries"]["scikit-learn"] == {

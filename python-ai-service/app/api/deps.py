@@ -227,11 +227,11 @@ def checked_body(
 ) -> Callable[[Request, ServiceState], Coroutine[Any, Any, None]]:
     """A dependency that refuses what ValidatedJSONRoute's body parsing did not validate.
 
-    Sub-dependencies run before FastAPI's body validation, so this answers 413 to a ``field``
-    list over ``MAX_CANDLES`` (an invalid one without validating it item by item), and turns an
-    invalid body into a bounded 422 in the thread pool: 5000 broken candles make 30,000 errors,
-    and building (let alone encoding) them on the loop stalled every other request for over half
-    a second. A valid body arrives as ``model`` already, which FastAPI takes as it is.
+    Sub-dependencies run before FastAPI's body validation, so this turns an invalid body into a
+    bounded 422 in the thread pool: 5000 broken candles make 30,000 errors, and building (let
+    alone encoding) them on the loop stalled every other request for over half a second. A valid
+    body arrives as ``model`` already, which FastAPI takes as it is; a list over ``MAX_CANDLES``
+    never gets here (ValidatedJSONRoute answers 413).
     """
 
     async def check(request: Request, state: StateDep) -> None:
@@ -241,17 +241,7 @@ def checked_body(
         except (ValueError, RecursionError):
             # Not (parseable) JSON: FastAPI's own parsing answers that with 4xx.
             return
-        valid = isinstance(body, model)  # validated already (ValidatedJSONRoute)
-        if valid:
-            items = getattr(body, field)
-        else:
-            items = body.get(field) if isinstance(body, dict) else None
-        if isinstance(items, list) and len(items) > settings.MAX_CANDLES:
-            raise HTTPException(
-                status.HTTP_413_CONTENT_TOO_LARGE,
-                detail=f"{field}: {len(items)} items, at most {settings.MAX_CANDLES} allowed",
-            )
-        if valid:
+        if isinstance(body, model):  # validated already (ValidatedJSONRoute)
             return
         # Under the CPU limiter: twenty such bodies at once would otherwise be twenty threads
         # contending with the event loop for the GIL.

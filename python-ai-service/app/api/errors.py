@@ -124,7 +124,8 @@ def _retry_after(request: Request, exc: Exception) -> int:
 async def unhandled(request: Request, exc: Exception) -> JSONResponse:
     # Last resort only: every expected failure has its own 4xx/5xx. This keeps the body JSON and
     # puts the traceback in the log instead of the response.
-    logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
+    # repr: a control character decoded into the path (an ESC) must not reach a terminal raw.
+    logger.opt(exception=exc).error("unhandled error on {} {!r}", request.method, request.url.path)
     return SafeJSONResponse(
         {"detail": "internal server error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR
     )

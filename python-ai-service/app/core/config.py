@@ -31,14 +31,19 @@ class Settings(BaseSettings):
     # Set by the images ("ci" or "full"); named in 503 messages when a backend is absent.
     IMAGE_VARIANT: str = "dev"
 
+    # /docs, /redoc and the OpenAPI schema: a map of the API for anyone who asks, so off unless set.
+    API_DOCS: bool = False
+    # /capabilities names the Python and library versions only when set (a CVE lookup for free).
+    EXPOSE_VERSIONS: bool = False
+
     LOG_LEVEL: LogLevel = "INFO"
     LOG_JSON: bool = False
 
     # slowapi/limits syntax, e.g. "600/minute" or "10/second;600/minute"; per client and path.
     RATE_LIMIT: str = "600/minute"
     RATE_LIMIT_ENABLED: bool = True
-    # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client. Empty trusts
-    # no one: behind an ingress, list the ingress, or every client shares the ingress's budget.
+    # Peers (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client (an IP address
+    # only). Empty trusts no one: behind an ingress, list it, or its clients share one budget.
     TRUSTED_PROXIES: Annotated[tuple[Network, ...], NoDecode] = ()
 
     MAX_BODY_BYTES: int = Field(default=2 * 1024 * 1024, gt=0)
@@ -69,7 +74,11 @@ class Settings(BaseSettings):
     OPENAI_API_KEY: SecretStr | None = None
     OPENAI_BASE_URL: str | None = None
     OPENAI_MODEL: str = "gpt-4o-mini"
-    OPENAI_TIMEOUT_S: float = Field(default=30.0, gt=0)
+    # The whole call, its one retry included: past it /analysis answers 504.
+    OPENAI_DEADLINE_S: float = Field(default=10.0, gt=0, le=60)
+    # After this many failed calls in a row, /analysis answers 503 at once for the cool-down.
+    OPENAI_BREAKER_FAILURES: int = Field(default=5, ge=1)
+    OPENAI_BREAKER_COOLDOWN_S: float = Field(default=30.0, gt=0)
 
     # Used by `python -m app` only; `uvicorn app.main:app` takes its own flags.
     HOST: str = "127.0.0.1"

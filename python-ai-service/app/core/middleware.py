@@ -10,8 +10,34 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+class HeadAsGetMiddleware:
+    """HEAD on a GET route answers as GET does, without the body (RFC 9110 §9.3.2).
+
+    FastAPI's routes declare GET only, so HEAD (what many monitors and load balancers send) got
+    405. The GET's headers stay, its Content-Length included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 class BodySizeLimitMiddleware:
-    """Answer 413 to request bodies over ``max_bytes`` and 408 to bodies that arrive too slowly.
+    """Answer 413 to request bodies over ``max_bytes`` and 408 to bodies that arrive too slowly;
+    400 (and close) to a request with both Content-Length and Transfer-Encoding.
 
     A declared Content-Length over the limit is refused without reading the body. Otherwise
     (including chunked uploads, which declare no length) the body is read up to the limit and
@@ -29,7 +55,14 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
+        headers = Headers(scope=scope)
+        if "transfer-encoding" in headers and "content-length" in headers:
+            # RFC 9112 §6.1: two framings that may disagree (request smuggling behind a proxy
+            # that reads the other one); h11 would take the chunked one. Closing drops the rest.
+            detail = "both Content-Length and Transfer-Encoding: the body's length is ambiguous"
+            await self._reject(scope, receive, send, 400, detail, close=True)
+            return
+        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(scope, receive, send, 413, self._too_large)
             return

@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from app.api.deps import CommentatorDep, CPUDep, RecorderDep, SignalModelDep, checked_body
 from app.api.routing import ValidatedJSONRoute, release_body_slot
 from app.ml.signal_model import SignalModel
 from app.schemas import AnalysisRequest, AnalysisResponse, Candle, IndicatorSnapshot, SignalResponse
-from app.services.commentary import CommentaryFailedError
+from app.services.commentary import (
+    CommentaryCoolingDownError,
+    CommentaryFailedError,
+    CommentaryTimeoutError,
+)
 from app.services.history import make_entry
 from app.services.market import indicator_frame, signal_response, snapshot
 
@@ -24,7 +30,10 @@ def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot
     responses={
         status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"},
         status.HTTP_502_BAD_GATEWAY: {"description": "The OpenAI API failed"},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "OPENAI_API_KEY is not set"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "description": "OPENAI_API_KEY is not set, or OpenAI failed repeatedly (Retry-After)"
+        },
+        status.HTTP_504_GATEWAY_TIMEOUT: {"description": "No answer within OPENAI_DEADLINE_S"},
     },
 )
 async def analysis(
@@ -40,8 +49,15 @@ async def analysis(
     release_body_slot(request)  # what is left is waiting for the model's answer
     try:
         commentary, used_model = await commentator.comment(latest, signal, body.question)
+    except CommentaryTimeoutError as exc:
+        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, detail=str(exc)) from exc
     except CommentaryFailedError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from exc
+    except CommentaryCoolingDownError as exc:
+        retry_after = {"Retry-After": str(math.ceil(exc.retry_after_s))}
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc), headers=retry_after
+        ) from exc
     recorder.record(
         make_entry(
             "analysis",
