@@ -105,6 +105,12 @@ else
             if apt-cache show docker-cli >/dev/null 2>&1; then apt_install docker-cli; fi
         fi
     fi
+    # An engine without a client on PATH (Debian 13 ships the CLI as its own package).
+    if ! command -v docker >/dev/null; then
+        need_root "Installing the docker CLI"
+        say "installing the docker CLI (dockerd is here, docker is not on PATH)"
+        if [ "$os" = debian-bookworm ]; then wanted="docker-cli" install_pinned; else apt_install docker-cli; fi
+    fi
     if [ -z "${DOCKER_HOST:-}" ] && ! pgrep -x dockerd >/dev/null; then
         say "starting dockerd (log: $log)"
         # No init system on CI machines: start it detached and wait for it to answer.
