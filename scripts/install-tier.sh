@@ -50,6 +50,9 @@ install() {
     echo "${uv_sha256:?the build passes UV_SHA256_<ARCH> for $TARGETARCH}  $(command -v uv)" | sha256sum -c --quiet
     if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi
     export UV_PYTHON_DOWNLOADS=never
+    # Patient with a slow or flaky proxy: a connection that times out is tried again (with back-off)
+    # up to 8 times, not 3 (fresh-clone CI runs failed on one wheel's "client error (Connect)").
+    export UV_HTTP_CONNECT_TIMEOUT=30 UV_HTTP_RETRIES=8
     if [ -d /root/.cache/uv ]; then
         # The step mounts uv's cache (the tier that changes often): kept between builds, copied from.
         export UV_CACHE_DIR=/root/.cache/uv UV_LINK_MODE=copy
