@@ -62,5 +62,8 @@ def export_commit(destination: Path, revision: str = "HEAD") -> Path:
         raise MissingFile(f"cannot read commit {revision} here ({reason}): run from a git clone.")
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tree:
-        tree.extractall(destination, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later; Debian 12 has 3.11.2
+            tree.extractall(destination, filter="data")
+        else:
+            tree.extractall(destination)  # our own commit, from git: no path leaves destination
     return destination
