@@ -102,10 +102,9 @@ else
                 || die "this distribution's docker.io is ${candidate:-not packaged} (Docker $MIN_ENGINE or newer is needed): install Docker Engine from docker.com, then run this again."
             say "installing docker.io $candidate (the distribution's Docker engine)"
             apt_install docker.io
-            if apt-cache show docker-cli >/dev/null 2>&1; then apt_install docker-cli; fi
         fi
     fi
-    # An engine without a client on PATH (Debian 13 ships the CLI as its own package).
+    # An engine without a client on PATH (Debian 13 ships the CLI as its own package, docker-cli).
     if ! command -v docker >/dev/null; then
         need_root "Installing the docker CLI"
         say "installing the docker CLI (dockerd is here, docker is not on PATH)"
