@@ -27,12 +27,11 @@ from collections.abc import Callable, Coroutine
 from functools import lru_cache
 from typing import Annotated, Any, TypeVar, get_origin
 
-from anyio import to_thread
 from fastapi import HTTPException, Request, Response, status
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from app.api.deps import BodySlot, body_slot, get_state
+from app.api.deps import BodySlot, CPUWork, body_slot, get_state
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -75,6 +74,18 @@ def capped(model: type[M], max_items: int) -> type[M]:
     return create_model(model.__name__, __base__=model, **lists)
 
 
+def _too_long_field(exc: ValidationError, fields: int) -> str | None:
+    """The top-level list that ``exc`` cut short, if any. A list cut short is one error;
+    thousands come from items, which errors() would hold the GIL to build (checked_body
+    summarises those without it)."""
+    if exc.error_count() > fields:
+        return None
+    for error in exc.errors(include_url=False, include_input=False):
+        if error["type"] == "too_long" and len(error["loc"]) == 1:
+            return str(error["loc"][0])
+    return None
+
+
 def parse_body(model: type[BaseModel] | None, body: bytes, max_items: int) -> Any:
     """The body as ``model`` when it is a valid one, else as plain JSON; 413 for a list over
     ``max_items``, found without validating (or keeping) the items past it."""
@@ -82,12 +93,11 @@ def parse_body(model: type[BaseModel] | None, body: bytes, max_items: int) -> An
         try:
             return capped(model, max_items).model_validate_json(body)
         except ValidationError as exc:
-            # A list cut short is one error; thousands come from items, which errors() would
-            # hold the GIL to build (checked_body summarises those without it).
-            few = exc.error_count() <= len(model.model_fields)
-            for error in exc.errors(include_url=False, include_input=False) if few else ():
-                if error["type"] == "too_long" and len(error["loc"]) == 1:
-                    raise TooManyItemsError(str(error["loc"][0]), max_items) from None
+            too_long = _too_long_field(exc, len(model.model_fields))
+        # Raised out here: the ValidationError holds the whole list as Python objects (its
+        # input), and as the 413's context it would live until a full garbage collection.
+        if too_long is not None:
+            raise TooManyItemsError(too_long, max_items)
     # Not JSON to pydantic (a lone surrogate is, to json), or not valid: the dependencies report it,
     # validating it again, so its lists are bounded here too. json.loads would read UTF-16/32.
     if json.detect_encoding(body) != "utf-8":
@@ -116,8 +126,8 @@ class ValidatedJSONRequest(Request):
         if not hasattr(self, "_json"):
             body = await self.body()
             state = get_state(self)
-            self._json = await to_thread.run_sync(
-                parse_body, self.model, body, state.settings.MAX_CANDLES, limiter=state.cpu
+            self._json = await CPUWork(state.cpu).run(
+                parse_body, self.model, body, state.settings.MAX_CANDLES
             )
         return self._json
 
