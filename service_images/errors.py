@@ -174,6 +174,11 @@ class Busy(ToolError):
     )
 
 
+class DiskShort(ToolError):
+    exit_code = 29
+    meaning = "too little free disk for the work asked (what it needs and what is free are shown)"
+
+
 class NotReproducible(ToolError):
     exit_code = 32
     meaning = "two builds of one commit differ (the first differing file is named)"
@@ -240,6 +245,7 @@ EXIT_CODES: tuple[type[ToolError], ...] = (
     WriteFailed,
     BadOption,
     Busy,
+    DiskShort,
     NotReproducible,
     Unsigned,
     WrongSigner,

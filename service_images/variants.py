@@ -135,6 +135,8 @@ class Variant:
     """Whether the install steps compile the bytecode (the root filesystem may be read-only)."""
     constrained_by: str | None = None
     """The variant whose lock constrains this one's resolution, so shared packages agree."""
+    bench_disk_gb: int = 10
+    """Free disk the bench needs for this variant where the engine keeps its data (GB)."""
 
     @property
     def tag(self) -> str:

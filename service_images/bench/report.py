@@ -49,6 +49,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("pull_s", "pull on a clean engine", "s"),
     MetricSpec("node_start_s", "cold node: pull, start, /health answers", "s"),
     MetricSpec("release_s", "release path: build, contract, push, cold node", "s"),
+    MetricSpec("cache_export_s", "build cache exported to a registry", "s"),
+    MetricSpec("cache_build_s", "a clean engine's build from that cache", "s"),
+    MetricSpec("cache_pulled_mb", "bytes that build pulled", "MB"),
 )
 SPECS = {spec.key: spec for spec in METRICS}
 

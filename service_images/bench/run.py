@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ from service_images.bench.memory import PeakSampler, engine_is_local
 from service_images.bench.report import Metric, Report, VariantResult
 from service_images.build import BuildOptions, build_image
 from service_images.buildcache import CACHE_ID_PREFIX, BuildCache
-from service_images.errors import BudgetExceeded
+from service_images.errors import BudgetExceeded, DiskShort
 from service_images.variants import (
     DEFAULT_BASE_IMAGE,
     IMAGE_NAME,
@@ -122,12 +123,10 @@ class Run:
             step.status(f"waiting for another build to finish: pid {others[0][0]}")
             time.sleep(5)
 
-    def build(
-        self, variant: Variant, step: Step, *, tag: str, before: bool, cold: bool
-    ) -> tuple[float, PeakSampler]:
-        self.wait_for_other_builds(step)
-        step.status("building")
-        options = BuildOptions(
+    def build_options(
+        self, variant: Variant, *, tag: str, before: bool, cold: bool
+    ) -> BuildOptions:
+        return BuildOptions(
             tag=tag,
             no_cache=cold,
             base_image=self.options.base_image,
@@ -138,6 +137,13 @@ class Run:
             else None,
             context=self.context / context.BEFORE_CONTEXT if before else self.context,
         )
+
+    def build(
+        self, variant: Variant, step: Step, *, tag: str, before: bool, cold: bool
+    ) -> tuple[float, PeakSampler]:
+        self.wait_for_other_builds(step)
+        step.status("building")
+        options = self.build_options(variant, tag=tag, before=before, cold=cold)
         print(
             f"\n===== {tag} ({'before' if before else 'ours'}, {'cold' if cold else 'rebuild'})",
             file=self.log,
@@ -282,6 +288,22 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
                     f"push {shipped.push_s:.1f} s ({shipped.pushed_mb:,.0f} MB), pull "
                     f"{shipped.pull_s:.1f} s, /health {report.format_value(shipped.health_s, 's')}"
                 )
+        with display.step(f"{label}: build ours on a clean engine from a registry cache") as step:
+            tag = f"{tags['ours']}-cache"
+            options = run.build_options(variant, tag=tag, before=False, cold=False)
+            run.wait_for_other_builds(step)
+            cached = release.build_from_registry_cache(variant, options, address, run.log)
+            run.created[tag] = str(run.sdk.images.get(tag).id)
+            step.result = (
+                f"export {cached.export_s:.1f} s, clean engine {cached.build_s:.1f} s "
+                f"({cached.pulled_mb:,.0f} MB pulled)"
+            )
+    notes.append(
+        "registry cache: our engine builds the bench's last change again with `--cache-to "
+        "type=registry,...,mode=max` (the time is that build's and its cache's export), then a "
+        "clean engine (containerd store, empty, no build cache) builds it with `--cache-from`; "
+        "pulled is what that engine's content store grew by."
+    )
     notes.append(
         "release path: the cold build, the contract suite (ours; the pre-project workflow ran "
         "none), the push to a loopback registry, and a clean engine's pull by digest and start "
@@ -318,6 +340,9 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         "pull_s": pair("pull_s", {role: releases[role].pull_s for role in ROLES}),
         "node_start_s": pair("node_start_s", {r: releases[r].node_start_s for r in ROLES}),
         "release_s": pair("release_s", {role: release_path(role) for role in ROLES}),
+        "cache_export_s": Metric("cache_export_s", None, cached.export_s),
+        "cache_build_s": Metric("cache_build_s", None, cached.build_s),
+        "cache_pulled_mb": Metric("cache_pulled_mb", None, cached.pulled_mb),
     }
     notes.append(
         f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are the layers' "
@@ -395,12 +420,30 @@ def write_outputs(result: Report, output: Path, console: Console) -> list[Path]:
     return paths
 
 
+def check_free_disk(sdk: docker.DockerClient, variants: Iterable[Variant]) -> None:
+    """Refuse, before an hour of builds, a run that would fill the engine's disk half-way."""
+    variants = list(variants)
+    root = sdk.info().get("DockerRootDir", "")
+    if not engine_is_local(os.environ.get("DOCKER_HOST")) or not Path(root).is_dir():
+        return  # an engine elsewhere: its disk is not this machine's
+    need = sum(variant.bench_disk_gb for variant in variants)
+    free = shutil.disk_usage(root).free / 1e9
+    if free < need:
+        names = " and ".join(variant.name for variant in variants)
+        raise DiskShort(
+            f"the bench of {names} needs about {need} GB free where the engine keeps its data "
+            f"({root}), and {free:.0f} GB are: free some (`docker system df`, `invoke clean`), "
+            "or bench one variant (`--variant ci`)."
+        )
+
+
 def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
     """Measure every requested variant; write the outputs; BudgetExceeded names each overrun."""
     console = console or Console(file=sys.stdout)
     variants = [get_variant(name) for name in options.variants]
     sdk = engine.client()
     engine.ensure_base_image(sdk, options.base_image)
+    check_free_disk(sdk, variants)
     cache = BuildCache()
     memory_enabled = engine_is_local(os.environ.get("DOCKER_HOST"))
     options.output.mkdir(parents=True, exist_ok=True)

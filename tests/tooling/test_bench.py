@@ -7,6 +7,7 @@ Docker 20.10, buildx 0.13) plus a cgroup v2 memory.stat of the documented format
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from service_images import debian_tools, lockfile, locks
 from service_images.bench import context, machine, memory, report
 from service_images.bench import run as bench_run
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
-from service_images.errors import MissingFile
+from service_images.errors import DiskShort, MissingFile
 from service_images.requirements import check
 from service_images.variants import IMAGE_NAME, ROOT, SERVICE_SOURCE, VARIANTS, Budgets
 
@@ -50,6 +51,9 @@ def ci_result(**overrides: tuple[float | None, float | None]) -> VariantResult:
         pull_s=(4.0, 2.0),
         node_start_s=(6.0, 7.2),
         release_s=(40.0, 12.0),
+        cache_export_s=(None, 4.0),
+        cache_build_s=(None, 9.0),
+        cache_pulled_mb=(None, 125.0),
     )
     figures.update(metrics(**overrides))
     return VariantResult(
@@ -440,3 +444,25 @@ def test_budget_check_description_for_absolute_limit() -> None:
     assert check.describe("ci") == (
         "ci rebuild after a service-code change 4.50 s > 3.00 s (rebuild_s)"
     )
+
+
+class FakeEngine:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def info(self) -> dict[str, str]:
+        return {"DockerRootDir": str(self.root)}
+
+
+def test_a_bench_the_disk_cannot_hold_is_refused_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    free_gb = shutil.disk_usage(tmp_path).free / 1e9
+    fits = dataclasses.replace(VARIANTS["ci"], bench_disk_gb=int(free_gb) - 1)
+    bench_run.check_free_disk(FakeEngine(tmp_path), [fits])
+    too_big = dataclasses.replace(fits, bench_disk_gb=int(free_gb) + 1000)
+    with pytest.raises(DiskShort, match=rf"needs about \d+ GB free .*\({tmp_path}\), and \d+ GB"):
+        bench_run.check_free_disk(FakeEngine(tmp_path), [too_big])
+    monkeypatch.setenv("DOCKER_HOST", "tcp://builder.example:2376")
+    bench_run.check_free_disk(FakeEngine(tmp_path), [too_big])  # not this machine's disk
