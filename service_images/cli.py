@@ -11,6 +11,7 @@ nox would otherwise show, unless SERVICE_IMAGES_DEBUG=1.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 
 import docker.errors
 
-from service_images.errors import EngineError, Interrupted, ToolError
+from service_images.errors import DiskShort, EngineError, Interrupted, ToolError
 
 DEBUG_VARIABLE = "SERVICE_IMAGES_DEBUG"
 NOISY_LOGGERS = ("docker", "urllib3", "httpx", "httpcore", "paramiko", "matplotlib", "PIL")
@@ -40,6 +41,13 @@ def user_errors() -> Iterator[None]:
         except KeyboardInterrupt:
             # What the command started (containers, private engines) was removed on the way out.
             raise Interrupted("interrupted.") from None
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            raise DiskShort(
+                f"the disk filled up ({error.filename or error.strerror}): free some "
+                "(`docker system df`, `invoke clean`), then run it again."
+            ) from error
     except ToolError as error:
         if debugging():
             raise

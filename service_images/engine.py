@@ -184,10 +184,14 @@ def run_build(
         errors="replace",
     ) as process:
         assert process.stdout is not None
-        for line in process.stdout:
-            out.write(line)
-            lines.append(line.rstrip("\n"))
-        out.flush()
+        try:
+            for line in process.stdout:
+                out.write(line)
+                lines.append(line.rstrip("\n"))
+            out.flush()
+        except BaseException:
+            process.terminate()  # the build stops with its caller (a full disk, Ctrl-C)
+            raise
     return process.returncode, lines
 
 

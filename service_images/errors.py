@@ -176,7 +176,10 @@ class Busy(ToolError):
 
 class DiskShort(ToolError):
     exit_code = 29
-    meaning = "too little free disk for the work asked (what it needs and what is free are shown)"
+    meaning = (
+        "too little free disk: before the work (what it needs and what is free are shown), "
+        "or the disk filled up during it"
+    )
 
 
 class NotReproducible(ToolError):

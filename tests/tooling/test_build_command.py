@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,20 @@ def test_another_platform_without_emulation_is_one_line(monkeypatch: pytest.Monk
     with pytest.raises(EmulationUnavailable, match=r"no QEMU registered for aarch64"):
         prepare(VARIANTS["ci"], BuildOptions(platform="linux/arm64")).argv()
     assert "--platform" not in prepare(VARIANTS["ci"], BuildOptions()).argv()
+
+
+class FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_build_whose_output_cannot_be_written_is_stopped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The build ends with its caller: left running, it kept the cache it was writing "in use"."""
+    stopped = tmp_path / "stopped"
+    script = f"trap 'echo TERM > {stopped}; exit 143' TERM; echo step; sleep 5 & wait"
+    monkeypatch.setattr(engine, "build_command", lambda args: ["sh", "-c", script])
+    with pytest.raises(OSError, match="No space left"):
+        engine.run_build([], echo=FullDisk())
+    assert stopped.exists(), "the build ran on to its end"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import pkgutil
@@ -139,3 +140,19 @@ def test_an_engine_error_is_one_line_and_its_own_code(capsys: pytest.CaptureFixt
         raise docker.errors.APIError("500 Server Error", explanation=reason)
     assert exit_.value.code == errors.EngineError.exit_code == 23
     assert capsys.readouterr().err == f"error: the Docker engine failed a request: {reason}\n"
+
+
+def test_a_full_disk_is_one_line_and_its_own_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """The bench's build log on a disk a full build had filled: no traceback."""
+    with pytest.raises(SystemExit) as exit_, user_errors():
+        raise OSError(errno.ENOSPC, "No space left on device", "reports/bench-build.log")
+    assert exit_.value.code == errors.DiskShort.exit_code == 29
+    assert capsys.readouterr().err == (
+        "error: the disk filled up (reports/bench-build.log): free some (`docker system df`, "
+        "`invoke clean`), then run it again.\n"
+    )
+
+
+def test_other_os_errors_are_not_called_a_full_disk() -> None:
+    with pytest.raises(PermissionError), user_errors():
+        raise PermissionError(errno.EACCES, "Permission denied", "reports")
