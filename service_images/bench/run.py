@@ -288,21 +288,29 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
                     f"push {shipped.push_s:.1f} s ({shipped.pushed_mb:,.0f} MB), pull "
                     f"{shipped.pull_s:.1f} s, /health {report.format_value(shipped.health_s, 's')}"
                 )
-        with display.step(f"{label}: build ours on a clean engine from a registry cache") as step:
-            tag = f"{tags['ours']}-cache"
-            options = run.build_options(variant, tag=tag, before=False, cold=False)
-            run.wait_for_other_builds(step)
-            cached = release.build_from_registry_cache(variant, options, address, run.log)
-            run.created[tag] = str(run.sdk.images.get(tag).id)
-            step.result = (
-                f"export {cached.export_s:.1f} s, clean engine {cached.build_s:.1f} s "
-                f"({cached.pulled_mb:,.0f} MB pulled)"
-            )
+        # The classic store's docker driver exports no build cache: nothing to measure there.
+        cached = None
+        if engine.containerd_store(run.sdk):
+            with display.step(
+                f"{label}: build ours on a clean engine from a registry cache"
+            ) as step:
+                tag = f"{tags['ours']}-cache"
+                options = run.build_options(variant, tag=tag, before=False, cold=False)
+                run.wait_for_other_builds(step)
+                cached = release.build_from_registry_cache(variant, options, address, run.log)
+                run.created[tag] = str(run.sdk.images.get(tag).id)
+                step.result = (
+                    f"export {cached.export_s:.1f} s, clean engine {cached.build_s:.1f} s "
+                    f"({cached.pulled_mb:,.0f} MB pulled)"
+                )
     notes.append(
         "registry cache: our engine builds the bench's last change again with `--cache-to "
         "type=registry,...,mode=max` (the time is that build's and its cache's export), then a "
         "clean engine (containerd store, empty, no build cache) builds it with `--cache-from`; "
         "pulled is what that engine's content store grew by."
+        if cached
+        else "registry cache: not measured: on the classic store, the docker driver exports no "
+        "build cache (`--cache-to` needs the containerd store or a docker-container builder)."
     )
     notes.append(
         "release path: the cold build, the contract suite (ours; the pre-project workflow ran "
@@ -340,10 +348,11 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         "pull_s": pair("pull_s", {role: releases[role].pull_s for role in ROLES}),
         "node_start_s": pair("node_start_s", {r: releases[r].node_start_s for r in ROLES}),
         "release_s": pair("release_s", {role: release_path(role) for role in ROLES}),
-        "cache_export_s": Metric("cache_export_s", None, cached.export_s),
-        "cache_build_s": Metric("cache_build_s", None, cached.build_s),
-        "cache_pulled_mb": Metric("cache_pulled_mb", None, cached.pulled_mb),
     }
+    if cached:
+        metrics["cache_export_s"] = Metric("cache_export_s", None, cached.export_s)
+        metrics["cache_build_s"] = Metric("cache_build_s", None, cached.build_s)
+        metrics["cache_pulled_mb"] = Metric("cache_pulled_mb", None, cached.pulled_mb)
     notes.append(
         f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are the layers' "
         "uncompressed bytes (from `docker save`, the same on both image stores) unless marked "
