@@ -176,9 +176,6 @@ VARIANTS: dict[str, Variant] = {
                 health_s=3.0,
                 health_ratio=1.0,
                 release_ratio=0.4,
-                # The 400,000-item body (parsed whole before it is refused) leaves the heap at
-                # 1.25-1.54x after the burst (3 runs, 2026-12-03); bounded by memory_limit_mib.
-                memory_growth_ratio=1.75,
                 slow_client_s=20.0,
                 stop_s=10.0,
             ),
