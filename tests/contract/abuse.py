@@ -1,4 +1,5 @@
-"""The abuse campaign against one container: hostile bodies, slow clients, a /health prober.
+"""The abuse campaign against one container: a burst of requests, slow clients, a /health prober
+(what is sent is the service's own: `service_api.py`).
 
 Everything is bounded (request counts, concurrency, time limits) and aimed at the container's
 published loopback port only. `test_abuse.py` holds the expectations; this module only measures.
@@ -7,12 +8,10 @@ published loopback port only. `test_abuse.py` holds the expectations; this modul
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import multiprocessing
-import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -33,37 +32,7 @@ PROBE_INTERVAL_S = 0.02
 PROBE_TIMEOUT_S = 5.0
 PROBE_LIMITS = httpx.Limits(max_connections=64, max_keepalive_connections=16)
 SAMPLE_INTERVAL_S = 0.5  # Docker health status and memory, during the campaign
-SLOW_CLIENTS = 48  # split evenly over SLOW_KINDS
-CANDLE_PATHS = ("/api/v1/indicators", "/api/v1/signal", "/api/v1/analysis")
-FORECAST = "/api/v1/forecast"
-BACKENDS = ("torch", "tensorflow")
-OVERSIZED_BYTES = 3 * 1024 * 1024  # over the service's 2 MiB MAX_BODY_BYTES
-MAX_CANDLES = 5000  # the most the service accepts (its MAX_CANDLES)
-
-
-def candles(count: int = 60, *, reverse: bool = False) -> list[dict[str, float]]:
-    """A deterministic, valid OHLCV series (timestamps reversed when `reverse`)."""
-    series = []
-    for i in range(count):
-        close = 100 + 10 * math.sin(i / 5) + i * 0.1
-        open_ = close - math.cos(i / 3)
-        high, low = max(open_, close) + 0.5, min(open_, close) - 0.5
-        stamp = 1_700_000_000 + 60 * (count - i if reverse else i)
-        candle = {"timestamp": stamp, "open": open_, "close": close, "high": high, "low": low}
-        series.append({**candle, "volume": 1000 + 10 * i})
-    return series
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value).encode()
-
-
-def _with_nan(field: str) -> bytes:
-    if field == "closes":
-        return _json({"closes": [math.nan, math.inf, -math.inf] * 10})  # json writes NaN/Infinity
-    series = candles()
-    series[10]["close"], series[20]["high"], series[30]["low"] = math.nan, math.inf, -math.inf
-    return _json({"candles": series})
+SLOW_CLIENTS = 48  # split evenly over the kinds of slow request
 
 
 @dataclass(frozen=True)
@@ -84,58 +53,6 @@ class Hostile:
     """Sent this many times per round (the costly cases: the load is the point)."""
 
 
-def _oversized(f: str) -> bytes:
-    return _json({f: "a" * OVERSIZED_BYTES})
-
-
-def _nested(f: str) -> bytes:
-    return b'{"%s": %s%s}' % (f.encode(), b"[" * 50_000, b"]" * 50_000)
-
-
-BAD_JSON = frozenset({400, 422})
-HOSTILE = (
-    # 30,000 validation errors each: the answer shows a few and counts the rest.
-    Hostile(
-        "5000 empty objects", lambda f: _json({f: [{}] * 5000}), frozenset({413, 422}), copies=3
-    ),
-    # The review's exact body, sent to every endpoint: a JSON escape that decodes to no character.
-    # Under MAX_BODY_BYTES, but validated in full it took some 2 GiB: refused at item 5001.
-    Hostile(
-        "400,000 empty objects",
-        lambda f: _json({f: [{}] * 400_000}),
-        frozenset({413}),
-        reset_ok=True,
-        copies=2,
-    ),
-    Hostile("lone surrogate", lambda f: b'{"candles": "\\ud800"}', frozenset({422})),
-    Hostile("surrogate in list", lambda f: b'{"%s": ["\\ud800"]}' % f.encode(), frozenset({422})),
-    Hostile("surrogate key", lambda f: b'{"\\udfff": 1, "%s": []}' % f.encode(), frozenset({422})),
-    Hostile("oversized 3 MiB", _oversized, frozenset({413}), reset_ok=True),
-    Hostile("oversized chunked", _oversized, frozenset({413}), reset_ok=True, chunked=True),
-    Hostile(
-        "6000 valid candles", lambda f: _json({f: candles(MAX_CANDLES + 1000)}), frozenset({413})
-    ),
-    Hostile("nested 50000 deep", _nested, BAD_JSON),
-    Hostile("NaN/Infinity", _with_nan, frozenset({422})),
-    Hostile(
-        "non-monotonic timestamps",
-        lambda f: _json({f: candles(60, reverse=True)}),
-        frozenset({422}),
-        fields=("candles",),
-    ),
-    Hostile("malformed JSON", lambda f: b'{"%s": [{"open": 1,' % f.encode(), BAD_JSON),
-    Hostile("invalid UTF-8", lambda f: b'{"%s": "\xff\xfe"}' % f.encode(), BAD_JSON),
-    Hostile("5000-digit integer", lambda f: b'{"%s": [1%s]}' % (f.encode(), b"0" * 5000), BAD_JSON),
-    Hostile(
-        "text/plain body",
-        lambda f: _json({f: candles()}),
-        frozenset({415}),
-        content_type="text/plain",
-    ),
-    Hostile("UTF-16 JSON", lambda f: json.dumps({f: candles()}).encode("utf-16"), frozenset({400})),
-)
-
-
 @dataclass(frozen=True)
 class Call:
     """One request of the burst."""
@@ -151,33 +68,6 @@ class Call:
     def label(self) -> str:
         where = f"{self.path}?backend={self.backend}" if self.backend else self.path
         return f"{self.method} {where} [{self.kind}]"
-
-
-def hostile_calls() -> list[Call]:
-    paths = [(path, "candles", None) for path in CANDLE_PATHS] + [(FORECAST, "closes", "torch")]
-    return [
-        Call("POST", path, case.kind, case.body(name), case.content_type, backend, case)
-        for case in HOSTILE
-        for path, name, backend in paths
-        if name in case.fields
-        for _ in range(case.copies)
-    ]
-
-
-def valid_calls() -> list[Call]:
-    """One small valid request per endpoint (and per forecast backend)."""
-    series = _json({"candles": candles()})
-    closes = _json({"closes": [c["close"] for c in candles(48)], "horizon": 3})
-    calls = [Call("POST", path, "valid", series) for path in CANDLE_PATHS]
-    calls += [Call("POST", FORECAST, "valid", closes, backend=b) for b in BACKENDS]
-    calls += [Call("GET", path, "valid") for path in ("/api/v1/history", "/api/v1/capabilities")]
-    return [*calls, Call("GET", "/ready", "valid")]
-
-
-def heavy_calls() -> list[Call]:
-    """Valid requests with the longest series the service accepts, one per candle endpoint."""
-    most = _json({"candles": candles(MAX_CANDLES)})
-    return [Call("POST", path, f"valid {MAX_CANDLES} candles", most) for path in CANDLE_PATHS]
 
 
 @dataclass(frozen=True)
@@ -196,15 +86,6 @@ class SlowOutcome:
     """None: still open when the client gave up."""
     answer: str
     """The status line the server sent before closing, if any."""
-
-
-# A partial request per kind: the server must close the connection within its timeouts.
-SLOW_KINDS: dict[str, bytes] = {
-    "idle (no bytes)": b"",
-    "unfinished headers": b"POST /api/v1/indicators HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ",
-    "short body": b"POST /api/v1/indicators HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-    b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n" + b'{"candles": [',
-}
 
 
 Probe = tuple[float, int | None]
@@ -355,10 +236,12 @@ async def _sample(target: Service, done: asyncio.Event, campaign: Campaign) -> N
         await asyncio.sleep(SAMPLE_INTERVAL_S)
 
 
-async def _slow_client(host: str, port: int, kind: str, give_up_s: float) -> SlowOutcome:
+async def _slow_client(
+    host: str, port: int, kind: str, partial: bytes, give_up_s: float
+) -> SlowOutcome:
     reader, writer = await asyncio.open_connection(host, port)
     started = time.monotonic()
-    writer.write(SLOW_KINDS[kind])
+    writer.write(partial)
     received = b""
     try:
         async with asyncio.timeout(give_up_s):
@@ -374,16 +257,18 @@ async def _slow_client(host: str, port: int, kind: str, give_up_s: float) -> Slo
     return SlowOutcome(kind, dropped, received.split(b"\r\n", 1)[0].decode(errors="replace"))
 
 
-async def _campaign(target: Service, calls: list[Call], slow_give_up_s: float) -> Campaign:
+async def _campaign(
+    target: Service, calls: list[Call], slow: Mapping[str, bytes], slow_give_up_s: float
+) -> Campaign:
     campaign = Campaign()
     host, port = target.url.removeprefix("http://").rsplit(":", 1)
     done = asyncio.Event()
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=target.url, trust_env=False, limits=limits) as client:
         watchers = [asyncio.create_task(_sample(target, done, campaign))]
-        kinds = list(SLOW_KINDS) * (SLOW_CLIENTS // len(SLOW_KINDS))
-        slow = [_slow_client(host, int(port), kind, slow_give_up_s) for kind in kinds]
-        slow_task = asyncio.gather(*slow)
+        kinds = list(slow) * (SLOW_CLIENTS // len(slow))
+        clients = (_slow_client(host, int(port), k, slow[k], slow_give_up_s) for k in kinds)
+        slow_task = asyncio.gather(*clients)
         started = time.monotonic()
         gate = asyncio.Semaphore(CONCURRENCY)
         deadline = started + BURST_DEADLINE_S
@@ -397,36 +282,23 @@ async def _campaign(target: Service, calls: list[Call], slow_give_up_s: float) -
     return campaign
 
 
-def burst() -> list[Call]:
-    """The hostile cases and the valid requests, interleaved in a fixed order.
-
-    The valid mix leaves out model fits on a real backend (the full image's torch/TensorFlow
-    forecasts): each takes seconds of both cores, so on a 2-core machine one queued behind the
-    burst outlasts any fair timeout and says nothing about the abuse. The warm-up serves them, and
-    the forecast endpoint still gets every hostile input.
-    """
-    fits = [call for call in valid_calls() if call.path == FORECAST and call.backend]
-    valid = [call for call in valid_calls() if call not in fits]
-    calls = hostile_calls() * HOSTILE_ROUNDS + valid * VALID_ROUNDS
-    calls += heavy_calls() * HEAVY_ROUNDS
-    random.Random(0).shuffle(calls)
-    return calls
-
-
-def run(target: Service, slow_give_up_s: float) -> Campaign:
-    """The whole campaign: burst, slow clients, /health prober and samplers side by side."""
+def run(
+    target: Service, burst: list[Call], slow: Mapping[str, bytes], slow_give_up_s: float
+) -> Campaign:
+    """The whole campaign side by side: the burst of calls; slow clients, each sending one of
+    the partial requests of `slow` (by kind), which the server must close within its timeouts;
+    the /health prober and the samplers."""
     with probing(target.url) as probes:
-        campaign = asyncio.run(_campaign(target, burst(), slow_give_up_s))
+        campaign = asyncio.run(_campaign(target, burst, slow, slow_give_up_s))
         campaign.probes = probes()
     return campaign
 
 
-def warm_up(target: Service) -> list[str]:
-    """One small valid request per endpoint, then one of the largest size each candle endpoint
-    accepts: lazy imports, the model and the working set of the largest request count as
-    start-up, so the memory budget measures what a burst leaves behind, not first use."""
+def warm_up(target: Service, calls: list[Call]) -> list[str]:
+    """Each call once, in order, before the campaign: what start-up leaves to first use (lazy
+    imports, models, the largest request's working set) is then not counted as the burst's."""
     failures = []
-    for call in [*valid_calls(), *heavy_calls()]:
+    for call in calls:
         params = {"backend": call.backend} if call.backend else {}
         headers = {"content-type": call.content_type}
         response = httpx.request(

@@ -19,31 +19,21 @@ import abuse
 import docker
 import docker.models.images
 import pytest
+import service_api
 from abuse import Call, Campaign
-from conftest import Emulation
+from conftest import STARTUP_DEADLINE_S, Emulation
 
 from service_images.containers import Service, running
 from service_images.variants import ROOT, Variant
 
 pytestmark = pytest.mark.abuse
 
-STARTUP_DEADLINE_S = 90
 SETTLE_SAMPLES = 3  # memory after the suite: the lowest of these, SETTLE_INTERVAL_S apart
 SETTLE_INTERVAL_S = 0.5
 
-# Where the service documents a 503, and when it applies here; any other 5xx is a defect.
-DOCUMENTED_503: dict[str, Callable[[Call, Variant], bool]] = {
-    # The backend is not installed in this image (the CI image has neither).
-    abuse.FORECAST: lambda call, variant: call.backend not in variant.backends,
-    # Commentary needs OPENAI_API_KEY, which this container does not get.
-    "/api/v1/analysis": lambda call, variant: True,
-    # The history store is unreachable (only with MongoDB; this container keeps it in memory).
-    "/api/v1/history": lambda call, variant: True,
-}
-
 
 def documented(call: Call, status: int | None, variant: Variant) -> bool:
-    rule = DOCUMENTED_503.get(call.path)
+    rule = service_api.DOCUMENTED_503.get(call.path)
     return status == 503 and rule is not None and rule(call, variant)
 
 
@@ -78,9 +68,14 @@ def abused(
     )
     with running(docker_client, image.id, **limits) as target:
         target.wait_until("answers", STARTUP_DEADLINE_S)
-        warm_up_failures = abuse.warm_up(target)
+        warm_up_failures = abuse.warm_up(target, service_api.warm_up_calls())
         start_mib, source = abuse.memory_mib(target.container)
-        campaign = abuse.run(target, variant.budgets.slow_client_s + 1)
+        campaign = abuse.run(
+            target,
+            service_api.burst(),
+            service_api.SLOW_REQUESTS,
+            variant.budgets.slow_client_s + 1,
+        )
         health_after = health_after_next_check(target, image)
         target.container.reload()
         state_after = target.container.attrs["State"]
@@ -198,7 +193,7 @@ def test_no_5xx_but_the_documented_503s(abused: Abused, variant: Variant) -> Non
     offending = abused.warm_up_failures + undocumented_5xx(abused.campaign, variant)
     assert not offending, (
         f"{len(offending)} undocumented 5xx answers (documented: 503 on "
-        f"{', '.join(DOCUMENTED_503)}):\n" + "\n".join(sorted(set(offending)))
+        f"{', '.join(service_api.DOCUMENTED_503)}):\n" + "\n".join(sorted(set(offending)))
     ) + f"\ncontainer logs:\n{abused.logs}"
 
 

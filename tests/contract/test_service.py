@@ -13,13 +13,11 @@ import docker.models.containers
 import docker.models.images
 import httpx
 import pytest
-from abuse import candles
 from conftest import STARTUP_DEADLINE_S, Emulation
+from service_api import BACKENDS, candles
 
 from service_images.containers import Service, running
 from service_images.variants import Variant
-
-BACKENDS = ("torch", "tensorflow")  # what the forecast endpoint offers
 
 
 def test_becomes_healthy(service: Service, emulation: Emulation) -> None:

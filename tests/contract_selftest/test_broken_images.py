@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import subprocess
 import sys
 import uuid
@@ -24,6 +25,17 @@ from service_images.build import CA_SECRET_ID, resolve_ca_bundle
 from service_images.variants import ROOT, VARIANTS
 
 SITE = '"$(python -c "import sysconfig; print(sysconfig.get_paths()[\'purelib\'])")"'
+# The service as the image starts it, but every body it parses keeps 3 MiB (up to 300 MiB).
+LEAKY_SERVICE = """
+import runpy, sys, app.api.routing as routing
+kept, parse = [], routing.parse_body
+def leaky(*args):
+    len(kept) < 100 and kept.append(b'x' * (3 << 20))
+    return parse(*args)
+routing.parse_body = leaky
+sys.argv = ['app', '--host', '0.0.0.0', '--port', '8000']
+runpy.run_module('app', run_name='__main__')
+"""
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,12 @@ BREAKAGES = (
         "ENV API_TOKEN=not-a-real-token",
         "environment_holds",
         "API_TOKEN",
+    ),
+    Breakage(
+        "leaks-memory",
+        f"CMD {json.dumps(['python', '-c', LEAKY_SERVICE])}",
+        "memory_growth",
+        "memory after the abuse",
     ),
     Breakage(
         "writes-outside-tmp",
