@@ -357,7 +357,7 @@ def render_markdown(report: Report, *, heading_level: int = 2) -> str:
         "Before: the pre-project Dockerfiles of the write-up this project grew out of, step for "
         "step (`service_images/before/`, which marks the two places they differ). Ours: the "
         "project's Dockerfiles. Every ratio is ours/before from the same run; lower is better. "
-        "Timings on a shared 2-core machine are noisy by several percent.",
+        "Timings on a shared machine are noisy by several percent.",
     ]
     for result in report.variants:
         out += ["", f"{hashes}# {result.variant}: {result.description}", ""]
