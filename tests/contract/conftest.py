@@ -47,6 +47,7 @@ HARDENED: dict[str, Any] = {
 # An image of another architecture runs under QEMU user emulation: every deadline is this many
 # times longer, and time budgets are not measured (they would measure QEMU).
 EMULATION_SLOWDOWN = 10
+READS_BACKGROUND = {"facts", "saved_image"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,6 +65,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The tests that read the background's results run once the others have, and the one that
+    # stops the session's container runs last.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("stops_the_service") is not None,
+            bool(READS_BACKGROUND & set(getattr(item, "fixturenames", ()))),
+        )
+    )
     if config.getoption("--variant"):
         return
     skip = pytest.mark.skip(reason="image contract: pass --variant ci|full (nox -s ci_image does)")
@@ -194,9 +203,11 @@ def container(
 
 @dataclass(frozen=True)
 class Background:
-    """The contract's two slow reads, run side by side: `docker save` while the service starts,
-    the probe once it answers."""
+    """The contract's slow work, under way while the tests that need none of it run: `docker
+    save`, and the probe once the service answers."""
 
+    answered: Future[float]
+    """Seconds from the container's start until its /health first answered."""
     probe: Future[dict[str, Any]]
     saved: Future[SavedImage]
     ca_needles: set[bytes]
@@ -212,10 +223,14 @@ def background(
     if bundle is not None:
         _, own_stores = container.run("sh", "-c", OWN_TRUST_STORES, timeout=60)
         needles = foreign_needles(bundle.read_bytes(), own_stores.encode())
-    with ThreadPoolExecutor(2, thread_name_prefix="contract") as pool:
+    timeout = int(emulation.scaled(EXEC_TIMEOUT_S))
+    with ThreadPoolExecutor(3, thread_name_prefix="contract") as pool:
+        answered = pool.submit(
+            container.wait_until, "answers", emulation.scaled(STARTUP_DEADLINE_S)
+        )
         saved = pool.submit(scan, image.save(chunk_size=8 << 20), needles, LEFTOVER_PATTERNS)
-        probe = pool.submit(run_probe_once_started, container, variant, emulation)
-        yield Background(probe, saved, needles)
+        probe = pool.submit(run_probe_once_answered, answered, container, variant, timeout)
+        yield Background(answered, probe, saved, needles)
 
 
 @pytest.fixture(scope="session")
@@ -239,11 +254,11 @@ def host(service: Service) -> Any:
     return testinfra.get_host(f"docker://{service.container.id}")
 
 
-def run_probe_once_started(
-    container: Service, variant: Variant, emulation: Emulation
+def run_probe_once_answered(
+    answered: Future[float], container: Service, variant: Variant, timeout: int
 ) -> dict[str, Any]:
-    container.wait_until("answers", emulation.scaled(STARTUP_DEADLINE_S))
-    return run_probe(container, variant, int(emulation.scaled(EXEC_TIMEOUT_S)))
+    answered.result()  # the probe would compete with the service's start-up for the CPU
+    return run_probe(container, variant, timeout)
 
 
 def run_probe(

@@ -48,9 +48,11 @@ def command_line(host: Any, emulation: Emulation, pid: int = 1) -> list[str]:
 
 
 def test_the_service_process_runs_as_the_service_user(host: Any, emulation: Emulation) -> None:
-    assert status(host)["Uid"].split()[:2] == [str(SERVICE_UID)] * 2, status(host)["Uid"]
+    uids = status(host)["Uid"].split()[:2]
+    assert uids == [str(SERVICE_UID)] * 2, uids
     assert command_line(host, emulation)[:3] == ["python", "-m", "app"]
-    assert (host.user().uid, host.user().name) == (SERVICE_UID, "app")
+    user = host.user()
+    assert (user.uid, user.name) == (SERVICE_UID, "app")
 
 
 def test_only_the_service_port_listens(host: Any) -> None:

@@ -128,6 +128,18 @@ BREAKAGES = (
         "memory after the abuse",
     ),
     Breakage(
+        "ignores-sigterm",
+        'CMD ["sh", "-c", "python -m app --host 0.0.0.0 --port 8000 & wait"]',
+        "sigterm",
+        "after SIGTERM",
+    ),
+    Breakage(
+        "slow-start",
+        'CMD ["sh", "-c", "sleep 32 && exec python -m app --host 0.0.0.0 --port 8000"]',
+        "start_period",
+        "start period",
+    ),
+    Breakage(
         "writes-outside-tmp",
         'CMD ["sh", "-c", "touch /app/started && exec python -m app --host 0.0.0.0 --port 8000"]',
         "hardened",
