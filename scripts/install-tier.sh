@@ -1,10 +1,11 @@
 #!/bin/sh
 # The Dockerfiles' build steps (mounted under /tmp/build, never in an image):
 #     install-tier.sh tools                        binutils' strip and readelf, in the `tools` stage
+#     install-tier.sh venv                         the empty venv at /opt/venv, in the `base` stage
 #     install-tier.sh install LOCK_SLICE [--compile]
-#                                                  one tier of a lock into an empty venv at
-#                                                  /opt/venv, then slimmed with `tools` mounted
-#                                                  at /tmp/build/tools; with --compile, bytecode
+#                                                  one tier of a lock into that venv, then
+#                                                  slimmed with `tools` mounted at
+#                                                  /tmp/build/tools; with --compile, bytecode
 #                                                  too (the root filesystem may be read-only).
 # Hash-checked, nothing resolved: the lock is complete. Wheels, but for `ta`, which PyPI has only
 # as an sdist (pure Python): uv builds it here with the build backend requirements-build.lock pins
@@ -38,8 +39,7 @@ EOF
     fi
 }
 
-install() {
-    lock=$1
+check_uv() {
     # uv comes mounted from the build context; UV_SHA256_<ARCH> (build arguments) is what the wheel
     # of the target architecture's uv recorded.
     case ${TARGETARCH:?} in
@@ -48,8 +48,21 @@ install() {
         *) uv_sha256= ;;
     esac
     echo "${uv_sha256:?the build passes UV_SHA256_<ARCH> for $TARGETARCH}  $(command -v uv)" | sha256sum -c --quiet
-    if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi
     export UV_PYTHON_DOWNLOADS=never
+}
+
+venv() {
+    # Made once, in the stage every tier starts from: the tiers' stages, built side by side, then
+    # share its files, and no layer carries a copy of them or not by the timing of the build.
+    # Without uv's cache: a /root/.cache/uv left here would read as the tiers' cache mount.
+    check_uv
+    uv venv --quiet --no-cache --python "$(command -v python)" "$venv"
+}
+
+install() {
+    lock=$1
+    check_uv
+    if [ -f /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=/run/secrets/ca_bundle; fi
     # Patient with a slow or flaky proxy: a connection that times out is tried again (with back-off)
     # up to 8 times, not 3 (fresh-clone CI runs failed on one wheel's "client error (Connect)").
     export UV_HTTP_CONNECT_TIMEOUT=30 UV_HTTP_RETRIES=8
@@ -61,7 +74,6 @@ install() {
         # hardlinked into it, and the cache removed (GBs written once, none kept by the builder).
         export UV_CACHE_DIR=/opt/uv-cache UV_LINK_MODE=hardlink
     fi
-    uv venv --quiet --python "$(command -v python)" "$venv"
     uv pip install --quiet --python "$venv/bin/python" --require-hashes --no-deps -r "$lock" \
         --build-constraints /tmp/build/build-constraints.lock
     # uv's own lock file for the venv (mode 666): nothing the image needs, nor one to leave writable.
@@ -95,6 +107,7 @@ slim() {
 
 case ${1:-} in
     tools) tools ;;
+    venv) venv ;;
     install) install "${2:?install needs the lock slice}"; slim "${3:-}" ;;
-    *) echo "usage: install-tier.sh tools | install LOCK_SLICE [--compile]" >&2; exit 2 ;;
+    *) echo "usage: install-tier.sh tools | venv | install LOCK_SLICE [--compile]" >&2; exit 2 ;;
 esac
