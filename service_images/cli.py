@@ -4,8 +4,10 @@ invoke tasks, nox sessions and the `python -m service_images...` entry points al
 inside `user_errors()`: a ToolError becomes one `error: ...` line on stderr and the error's exit
 code (no traceback unless SERVICE_IMAGES_DEBUG=1), so a failure exits the same way whichever tool
 started it; an error the Docker engine answers (a full disk, say) becomes an EngineError.
-`quiet_logs()` keeps third-party debug logging (the docker SDK, urllib3) out of the output, which
-nox would otherwise show, unless SERVICE_IMAGES_DEBUG=1.
+`interrupt_on_sigterm()` makes SIGTERM (a cancelled CI job, `timeout`, `kill`) unwind as Ctrl-C
+does, so what a command started is removed then too. `quiet_logs()` keeps third-party debug
+logging (the docker SDK, urllib3) out of the output, which nox would otherwise show, unless
+SERVICE_IMAGES_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import contextlib
 import errno
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
+from types import FrameType
 
 import docker.errors
 
@@ -53,6 +57,17 @@ def user_errors() -> Iterator[None]:
             raise
         print(f"error: {error.message}", file=sys.stderr, flush=True)
         raise SystemExit(error.exit_code) from None
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt in the main thread: every `with` block on the way out
+    (containers, private engines, temporary directories) cleans up, and `user_errors()` exits
+    130. Python's default would end the process at once and leave all of them behind."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def quiet_logs() -> None:

@@ -214,7 +214,7 @@ class SigningFailed(ToolError):
 
 class Interrupted(ToolError):
     exit_code = 130
-    meaning = "interrupted (Ctrl-C): what the command had started is stopped and removed"
+    meaning = "interrupted (Ctrl-C, SIGTERM): what the command had started is stopped and removed"
 
 
 # The one table: README.md's exit codes are rendered from it, and a test checks that every

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service_images.bench.run import BenchOptions, parse_variants, run_bench
-from service_images.cli import quiet_logs, user_errors
+from service_images.cli import interrupt_on_sigterm, quiet_logs, user_errors
 from service_images.variants import DEFAULT_BASE_IMAGE, ROOT, VARIANTS
 
 
@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     quiet_logs()
+    interrupt_on_sigterm()
     with user_errors():
         run_bench(
             BenchOptions(

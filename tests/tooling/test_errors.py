@@ -7,6 +7,8 @@ import importlib
 import os
 import pkgutil
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import docker.errors
@@ -156,3 +158,20 @@ def test_a_full_disk_is_one_line_and_its_own_code(capsys: pytest.CaptureFixture[
 def test_other_os_errors_are_not_called_a_full_disk() -> None:
     with pytest.raises(PermissionError), user_errors():
         raise PermissionError(errno.EACCES, "Permission denied", "reports")
+
+
+def test_sigterm_cleans_up_as_ctrl_c_does(tmp_path: Path) -> None:
+    """A cancelled CI job's SIGTERM: the `with` blocks on the way out run, then exit 130."""
+    program = (
+        "import os, signal, tempfile, time\n"
+        "from service_images.cli import interrupt_on_sigterm, user_errors\n"
+        "interrupt_on_sigterm()\n"
+        f"with user_errors(), tempfile.TemporaryDirectory(dir={str(tmp_path)!r}):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert_one_line_error(done, errors.Interrupted.exit_code, "interrupted")
+    assert not any(tmp_path.iterdir()), "the temporary directory was left behind"
