@@ -19,7 +19,7 @@ from service_images import dockerfiles as generated_blocks
 from service_images import reproducible as reproducibility
 from service_images import requirements as requirement_checks
 from service_images.build import BuildOptions, build_image
-from service_images.cli import interrupt_on_sigterm, quiet_logs, user_errors
+from service_images.cli import set_up, user_errors
 from service_images.errors import OutOfDate
 from service_images.files import ensure_writable
 from service_images.variants import ROOT, SERVICE_SOURCE, VARIANTS, get_variant
@@ -46,8 +46,7 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 TEST_REQUIREMENTS = nox.project.dependency_groups(PYPROJECT, "test")
 REPORTS = ROOT / "reports"
 
-quiet_logs()
-interrupt_on_sigterm()
+set_up()
 
 
 def start(session: nox.Session) -> None:

@@ -21,7 +21,7 @@ from invoke.tasks import Task, task
 from service_images import base_image as base
 from service_images import contract, housekeeping, locks, platforms
 from service_images.build import BuildOptions, build_image
-from service_images.cli import interrupt_on_sigterm, quiet_logs, user_errors
+from service_images.cli import set_up, user_errors
 from service_images.signing import SIGNER_OPTIONS
 from service_images.variants import (
     DEFAULT_BASE_IMAGE,
@@ -33,8 +33,7 @@ from service_images.variants import (
 )
 from service_images.verification import VERIFY_OPTIONS
 
-quiet_logs()
-interrupt_on_sigterm()
+set_up()
 
 BUILD_HELP = BuildOptions.user_options()
 

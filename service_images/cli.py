@@ -4,9 +4,9 @@ invoke tasks, nox sessions and the `python -m service_images...` entry points al
 inside `user_errors()`: a ToolError becomes one `error: ...` line on stderr and the error's exit
 code (no traceback unless SERVICE_IMAGES_DEBUG=1), so a failure exits the same way whichever tool
 started it; an error the Docker engine answers (a full disk, say) becomes an EngineError.
-`interrupt_on_sigterm()` makes SIGTERM (a cancelled CI job, `timeout`, `kill`) unwind as Ctrl-C
-does, so what a command started is removed then too. `quiet_logs()` keeps third-party debug
-logging (the docker SDK, urllib3) out of the output, which nox would otherwise show, unless
+`set_up()`, first thing in every entry point: SIGTERM (a cancelled CI job, `timeout`, `kill`)
+unwinds as Ctrl-C does, so what a command started is removed then too; and third-party debug
+logging (the docker SDK, urllib3), which nox would otherwise show, stays out of the output unless
 SERVICE_IMAGES_DEBUG=1.
 """
 
@@ -57,6 +57,11 @@ def user_errors() -> Iterator[None]:
             raise
         print(f"error: {error.message}", file=sys.stderr, flush=True)
         raise SystemExit(error.exit_code) from None
+
+
+def set_up() -> None:
+    interrupt_on_sigterm()
+    quiet_logs()
 
 
 def interrupt_on_sigterm() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service_images.bench.run import BenchOptions, parse_variants, run_bench
-from service_images.cli import interrupt_on_sigterm, quiet_logs, user_errors
+from service_images.cli import set_up, user_errors
 from service_images.variants import DEFAULT_BASE_IMAGE, ROOT, VARIANTS
 
 
@@ -30,8 +30,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--ca-bundle", help="CA bundle for the builds (default: SSL_CERT_FILE and friends)"
     )
     args = parser.parse_args(argv)
-    quiet_logs()
-    interrupt_on_sigterm()
+    set_up()
     with user_errors():
         run_bench(
             BenchOptions(

@@ -164,8 +164,8 @@ def test_sigterm_cleans_up_as_ctrl_c_does(tmp_path: Path) -> None:
     """A cancelled CI job's SIGTERM: the `with` blocks on the way out run, then exit 130."""
     program = (
         "import os, signal, tempfile, time\n"
-        "from service_images.cli import interrupt_on_sigterm, user_errors\n"
-        "interrupt_on_sigterm()\n"
+        "from service_images.cli import set_up, user_errors\n"
+        "set_up()\n"
         f"with user_errors(), tempfile.TemporaryDirectory(dir={str(tmp_path)!r}):\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "    time.sleep(30)\n"
