@@ -84,7 +84,10 @@ if engine_up; then
     [ "$(major "$version")" -ge "$MIN_ENGINE" ] \
         || say "warning: engine $version is older than Docker $MIN_ENGINE: \`invoke doctor\` says what it cannot do"
 else
-    installed=$(dockerd --version 2>/dev/null | sed -n 's/^Docker version \([0-9.]*\).*/\1/p')
+    installed=
+    if command -v dockerd >/dev/null; then
+        installed=$(dockerd --version | sed -n 's/^Docker version \([0-9.]*\).*/\1/p')
+    fi
     if [ "$(major "$installed")" -lt "$MIN_ENGINE" ]; then
         need_root "Installing the Docker engine"
         # The containerd image store, as Docker 29 has by default; a configuration of the
@@ -94,7 +97,7 @@ else
             echo '{"features": {"containerd-snapshotter": true}}' >/etc/docker/daemon.json
         fi
         if [ "$os" = debian-bookworm ]; then
-            say "installing Debian 13's Docker engine, pinned by debian-host.lock (Debian 12's is ${installed:-absent, and 20.10})"
+            say "installing Debian 13's Docker engine, pinned by debian-host.lock (Debian 12's own is 20.10${installed:+; this machine has $installed})"
             wanted="docker.io containerd docker-cli docker-buildx" install_pinned
         else
             candidate=$(apt-cache policy docker.io 2>/dev/null | sed -n 's/^ *Candidate: \([0-9.]*\).*/\1/p')
