@@ -43,7 +43,7 @@ from service_images.bench.memory import PeakSampler, engine_is_local
 from service_images.bench.report import Metric, Report, VariantResult
 from service_images.build import BuildOptions, build_image
 from service_images.buildcache import CACHE_ID_PREFIX, BuildCache
-from service_images.errors import BudgetExceeded, DiskShort
+from service_images.errors import BudgetExceeded, DiskShort, ToolError
 from service_images.variants import (
     DEFAULT_BASE_IMAGE,
     IMAGE_NAME,
@@ -463,6 +463,7 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
     )
     date = datetime.now(UTC).isoformat(timespec="seconds")
     results: list[VariantResult] = []
+    stopped: ToolError | KeyboardInterrupt | None = None
     with (
         tempfile.TemporaryDirectory(prefix=f"{project.NAME}-bench-") as tmp,
         log_path.open("w", encoding="utf-8") as log,
@@ -473,6 +474,11 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
         try:
             for variant in variants:
                 results.append(bench_variant(run, variant))
+        except (ToolError, KeyboardInterrupt) as error:
+            # The variants measured before it keep their figures: an hour of builds is not lost.
+            stopped = error
+            why = error.message if isinstance(error, ToolError) else "interrupted"
+            run.notes.append(f"incomplete: the {variant.name} variant stopped ({why}).")
         finally:
             if options.keep:
                 run.notes.append(
@@ -485,11 +491,17 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
             "another build ran on this machine during the bench; the bench waited "
             "for it before each build."
         )
+    if stopped is not None and not results:
+        raise stopped
     result = Report(date, machine_facts(sdk), tool_versions(), results, run.notes)
     paths = write_outputs(result, options.output, console)
     # soft_wrap: the table stays one line per row, to paste as it is
     console.print(report.render_markdown(result), markup=False, highlight=False, soft_wrap=True)
     console.print("wrote " + ", ".join(str(path) for path in paths))
+    if stopped is not None:
+        measured = " and ".join(done.variant for done in results)
+        console.print(f"[yellow]note:[/] the figures written are those of {measured} only.")
+        raise stopped
     exceeded = result.exceeded()
     if exceeded:
         raise BudgetExceeded("budgets exceeded: " + "; ".join(exceeded) + ".")

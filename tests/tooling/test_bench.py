@@ -466,3 +466,32 @@ def test_a_bench_the_disk_cannot_hold_is_refused_before_it_starts(
         bench_run.check_free_disk(FakeEngine(tmp_path), [too_big])
     monkeypatch.setenv("DOCKER_HOST", "tcp://builder.example:2376")
     bench_run.check_free_disk(FakeEngine(tmp_path), [too_big])  # not this machine's disk
+
+
+class EmptyCache:
+    def records(self) -> list[object]:
+        return []
+
+
+def test_a_variant_that_fails_keeps_the_figures_of_those_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bench_variant(run: bench_run.Run, variant: object) -> VariantResult:
+        if variant is VARIANTS["full"]:
+            raise DiskShort("the disk filled up")
+        return ci_result()
+
+    monkeypatch.setattr(bench_run.engine, "client", lambda: FakeEngine(tmp_path))
+    monkeypatch.setattr(bench_run.engine, "ensure_base_image", lambda *args: None)
+    monkeypatch.setattr(bench_run, "check_free_disk", lambda *args: None)
+    monkeypatch.setattr(bench_run, "BuildCache", EmptyCache)
+    monkeypatch.setattr(bench_run, "bench_variant", bench_variant)
+    monkeypatch.setattr(bench_run, "clean_up", lambda run: None)
+    monkeypatch.setattr(bench_run, "machine_facts", lambda sdk: sample_report().machine)
+    monkeypatch.setattr(bench_run, "tool_versions", lambda: {})
+    options = bench_run.BenchOptions(("ci", "full"), output=tmp_path / "reports")
+    with pytest.raises(DiskShort):
+        bench_run.run_bench(options)
+    written = report.load(tmp_path / "reports" / "bench.json")
+    assert [result.variant for result in written.variants] == ["ci"]
+    assert written.notes == ["incomplete: the full variant stopped (the disk filled up)."]
