@@ -78,9 +78,15 @@ class BuildOptions:
     )
     push_to: str | None = option(
         None,
-        "Push to this registry (HOST[:PORT][/NAMESPACE]) from BuildKit instead of loading the "
-        "image: layers compressed once, file times from the commit (the digest is the same on "
-        "any machine), SLSA provenance attached; the digest is printed.",
+        "Push to this registry (HOST[:PORT][/NAMESPACE]) instead of keeping the image: layers "
+        "compressed once, every file dated 1970 (the digest a cold rebuild of this commit gets "
+        "anywhere), SLSA provenance attached; the digest is printed.",
+    )
+    reproducible: bool = option(
+        False,
+        "Give the image the digest a cold rebuild of this commit gets anywhere (containerd store): "
+        "every file dated 1970, written as an OCI archive and loaded, which costs some seconds a "
+        "build (6 s for the CI image). `invoke push` then pushes that digest.",
     )
     compression: str = option(
         "zstd",
@@ -131,6 +137,8 @@ class BuildPlan:
     metadata_file: Path
     """BuildKit's metadata of the build: the pushed digest."""
     provenance: str | None = None
+    loaded_archive: Path | None = None
+    """The OCI archive BuildKit writes, then `docker load` takes into the containerd store."""
 
     @property
     def revision(self) -> str:
@@ -310,6 +318,18 @@ def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
     run_files = (
         options.context / tiers.STAGE_DIR / "runs" / f"{tag.replace('/', '_')}-{os.getpid()}"
     )
+    # Through an OCI archive into the containerd store: the engine's BuildKit cannot rewrite file
+    # times and unpack (or push) at once (moby/buildkit#4230); `docker push` sends it as built.
+    containerd = not options.builder and engine.containerd_store(engine.client())
+    loaded_archive = None
+    if (options.push_to and containerd) or (options.reproducible and not options.oci_archive):
+        if not (containerd or options.push_to):
+            raise BadOption(
+                "--reproducible loads the image into the containerd store, which pushes it as "
+                "built; the classic store compresses it again as it pushes: use the containerd "
+                "store, or --push-to (with --builder on the classic store)."
+            )
+        loaded_archive = run_files.with_suffix(".tar")
     return BuildPlan(
         tag=tag,
         dockerfile=dockerfile,
@@ -324,16 +344,29 @@ def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
         build_args={
             "BASE_IMAGE": base,
             **staged,
-            "SOURCE_DATE_EPOCH": source_date_epoch(),
+            "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
             **options.build_args,
         },
         labels={**oci_labels(variant, base, local_base=not options.builder), **options.labels},
         secrets=(f"id={CA_SECRET_ID},src={ca_bundle}",) if ca_bundle else (),
         iidfile=run_files.with_suffix(".iid"),
-        output=output(options, tag),
+        output=output(options, tag, loaded_archive),
         metadata_file=run_files.with_suffix(".json"),
-        provenance="mode=max" if options.push_to or options.oci_archive else None,
+        provenance="mode=max" if options.push_to or options.oci_archive or loaded_archive else None,
+        loaded_archive=loaded_archive,
     )
+
+
+def push_loaded(variant: Variant, tag: str, push_to: str) -> str:
+    """Push the image just loaded as REGISTRY/NAME:TAG, then untag it (it was only pushed);
+    the digest pushed."""
+    from service_images import registry
+
+    try:
+        pushed = registry.push(variant, push_to, image=tag, tag=tag.rpartition(":")[2])
+    finally:
+        engine.cli("rmi", tag)
+    return pushed.digest_reference.rpartition("@")[2]
 
 
 def registry_repository(push_to: str) -> str:
@@ -342,26 +375,29 @@ def registry_repository(push_to: str) -> str:
     return registry.repository(registry.check_registry(push_to))
 
 
-def source_date_epoch() -> str:
-    """The commit's time, in seconds (SOURCE_DATE_EPOCH, the reproducible-builds convention):
-    BuildKit dates the image's config and history by it, rewrites file times to it, and
-    Python compiles hash-based bytecode (PEP 552) when it is set."""
-    committed = git("log", "-1", "--format=%ct")
-    given = os.environ.get("SOURCE_DATE_EPOCH", "")
-    return committed or (given if given.isdigit() else "0")
+# SOURCE_DATE_EPOCH (the reproducible-builds convention): BuildKit dates the image's config and
+# history by it and, exporting with rewrite-timestamp, every file of every layer that is newer.
+# 1970, as ko and Nix date their images: a date before any build makes every layer a function of
+# its content alone, whether its step ran now or came from a cache filled by an older commit (the
+# commit's own time left a cached layer with the older build's file times, and changed every layer
+# of every commit, so that each push sent the whole image again). The commit's time stays in the
+# org.opencontainers.image.created label.
+SOURCE_DATE_EPOCH = "0"
 
 
-def output(options: BuildOptions, tag: str) -> str:
-    """Where the image goes: a registry, an OCI archive, the containerd store (its layers
-    compressed as asked, once), or `load` (the classic store, or a remote builder's tarball)."""
+def output(options: BuildOptions, tag: str, loaded_archive: Path | None = None) -> str:
+    """Where the image goes: a registry, an OCI archive (one asked for, or one to load into the
+    containerd store), the containerd store (its layers compressed as asked, once), or `load`
+    (the classic store, or a remote builder's tarball)."""
     compressed = (
         f"compression={options.compression},compression-level=3,force-compression=true,"
         "oci-mediatypes=true"
     )
+    if options.oci_archive or loaded_archive:
+        dest = options.oci_archive or loaded_archive
+        return f"type=oci,dest={dest},name={tag},{compressed},rewrite-timestamp=true"
     if options.push_to:
         return f"type=registry,name={tag},{compressed},rewrite-timestamp=true"
-    if options.oci_archive:
-        return f"type=oci,dest={options.oci_archive},{compressed},rewrite-timestamp=true"
     if options.builder or not engine.containerd_store(engine.client()):
         return "load"
     return f"type=image,name={tag},{compressed}"
@@ -398,11 +434,21 @@ def build_image(variant: Variant, options: BuildOptions) -> BuildResult:
             raise BuildFailed(failure_summary(plan.tag, output, returncode))
         metadata = json.loads(plan.metadata_file.read_text())
         image_id = plan.iidfile.read_text().strip() if plan.iidfile.is_file() else ""
+        if plan.loaded_archive:
+            engine.load_archive(plan.loaded_archive)
+            seconds = time.monotonic() - started
+            # The store names the image by its index's digest; the iidfile holds the config's.
+            image_id = str(metadata["containerimage.digest"])
     finally:
         plan.iidfile.unlink(missing_ok=True)
         plan.metadata_file.unlink(missing_ok=True)
+        if plan.loaded_archive:
+            plan.loaded_archive.unlink(missing_ok=True)
     digest = str(metadata.get("containerimage.digest", image_id))
-    if not plan.output.startswith(("load", "type=image")):
+    if options.push_to and plan.loaded_archive:
+        digest = push_loaded(variant, plan.tag, options.push_to)
+        seconds = time.monotonic() - started
+    if options.oci_archive or options.push_to:
         if options.push_to:
             print(f"==> pushed {plan.tag.rpartition(':')[0]}@{digest} in {seconds:.1f} s")
         else:

@@ -14,12 +14,13 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import docker
 import docker.errors
 
-from service_images.errors import BaseImageMissing, BuildKitMissing, EngineUnreachable
+from service_images.errors import BaseImageMissing, BuildKitMissing, EngineError, EngineUnreachable
 
 
 def client() -> docker.DockerClient:
@@ -198,6 +199,16 @@ def run_build(
 def run_build_on_terminal(args: Sequence[str]) -> int:
     """A build that draws BuildKit's own display (`--progress tty`): nothing to capture."""
     return subprocess.run(build_command(args), check=False).returncode
+
+
+def load_archive(path: Path) -> None:
+    """`docker load` an OCI archive: the containerd store keeps its blobs as they are, so the
+    image pushes with the digests the archive has."""
+    with path.open("rb") as archive:
+        loaded = cli("load", "--quiet", stdin=archive, timeout=3600)
+    if loaded.returncode != 0:
+        reason = (loaded.stderr or loaded.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise EngineError(f"docker load of the built image failed: {reason[0]}")
 
 
 def engine_id(sdk: docker.DockerClient) -> str:

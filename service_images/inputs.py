@@ -50,9 +50,8 @@ def copy(destination: Path, paths: Iterable[Path], source: Path = ROOT) -> Path:
 
 
 def export_commit(destination: Path, revision: str = "HEAD") -> Path:
-    """The files of `revision` in `destination`, each dated by the commit (`git archive`), as in a
-    fresh clone after the build's clamping. A working tree is not that: a file edited before a
-    later commit keeps its older time, which the build does not rewrite, so its digest differs."""
+    """The files of `revision` in `destination` (`git archive`): what was committed, not what a
+    working tree holds."""
     archive = subprocess.run(
         ["git", "archive", "--format=tar", revision],
         cwd=ROOT, capture_output=True, check=False,

@@ -10,6 +10,7 @@ import pytest
 
 from service_images import engine
 from service_images.build import BuildOptions, git, prepare
+from service_images.errors import BadOption
 from service_images.variants import PROJECT_LABEL, ROOT, VARIANTS
 
 
@@ -87,6 +88,26 @@ def test_another_platform_without_emulation_is_one_line(monkeypatch: pytest.Monk
     with pytest.raises(EmulationUnavailable, match=r"no QEMU registered for aarch64"):
         prepare(VARIANTS["ci"], BuildOptions(platform="linux/arm64")).argv()
     assert "--platform" not in prepare(VARIANTS["ci"], BuildOptions()).argv()
+
+
+@pytest.mark.parametrize("containerd", [True, False], ids=["containerd-store", "classic-store"])
+def test_a_reproducible_build_is_dated_1970_and_loaded_from_an_oci_archive(
+    monkeypatch: pytest.MonkeyPatch, containerd: bool
+) -> None:
+    monkeypatch.setattr(engine, "client", lambda: None)
+    monkeypatch.setattr(engine, "containerd_store", lambda sdk: containerd)
+    plain = prepare(VARIANTS["ci"], BuildOptions())
+    assert plain.build_args["SOURCE_DATE_EPOCH"] == "0"
+    assert plain.loaded_archive is None
+    if not containerd:
+        with pytest.raises(BadOption, match="the classic store compresses it again"):
+            prepare(VARIANTS["ci"], BuildOptions(reproducible=True))
+        return
+    for options in (BuildOptions(reproducible=True), BuildOptions(push_to="127.0.0.1:5000")):
+        plan = prepare(VARIANTS["ci"], options)
+        (output,) = flag_values(plan.argv(), "--output")
+        assert output.startswith(f"type=oci,dest={plan.loaded_archive},name={plan.tag},")
+        assert "rewrite-timestamp=true" in output
 
 
 class FullDisk(io.StringIO):
