@@ -266,17 +266,20 @@ def verify(session: nox.Session) -> None:
         prog="nox -s verify --",
         description="Verify REPO@sha256:... (or REPO:TAG with --digest) with cosign, as "
         "`invoke verify` does; exit 33 unsigned, 34 another signer, 35 a moved tag, 18 an SBOM "
-        "that differs from the lock, 36 provenance of another commit.",
+        "that differs from the lock, 36 provenance of another commit, 32 a rebuild that differs.",
     )
     for name, text in verification.VERIFY_OPTIONS.items():
         if name == "reference":
             parser.add_argument(name, help=text)
         elif name == "tlog":
             parser.add_argument("--no-tlog", dest="tlog", action="store_false", help=text)
+        elif name == "rebuild":
+            parser.add_argument("--rebuild", action="store_true", help=text)
         else:
             parser.add_argument(f"--{name.replace('_', '-')}", dest=name, help=text)
     args = vars(parser.parse_args(session.posargs))
     with user_errors():
-        reference, digest = args.pop("reference"), args.pop("digest")
-        for line in verification.verify(reference, signing.Signer.from_options(**args), digest):
+        reference, digest, rebuild = args.pop("reference"), args.pop("digest"), args.pop("rebuild")
+        signer = signing.Signer.from_options(**args)
+        for line in verification.verify(reference, signer, digest, rebuild):
             session.log(line)

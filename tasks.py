@@ -358,8 +358,10 @@ def verify(
     certificate_identity_regexp: str | None = None,
     certificate_oidc_issuer: str | None = None,
     tlog: bool = True,
+    rebuild: bool = False,
 ) -> None:
-    """Verify a pushed image: its signature, its SBOM attestation against the lock, provenance."""
+    """Verify a pushed image: its signature, its SBOM attestation against the lock, provenance;
+    with --rebuild, a rebuild of its commit."""
     from service_images import signing, verification
 
     if reference in ("-h", "--help"):
@@ -369,5 +371,5 @@ def verify(
     signer = signing.Signer.from_options(
         key, certificate_identity, certificate_identity_regexp, certificate_oidc_issuer, tlog
     )
-    for line in verification.verify(reference, signer, digest):
+    for line in verification.verify(reference, signer, digest, rebuild):
         print(f"==> {line}")

@@ -145,17 +145,44 @@ def describe(entry: Entry | None) -> str:
     return f"{what} (mode {entry.mode:o}, owner {owner}, mtime {entry.mtime})"
 
 
+def platform_layers(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """platform -> (manifest digest, its layers' digests), for each image of an OCI archive."""
+    with tarfile.open(path) as tar:
+        archive = OciArchive(path, tar)
+        return {
+            platform: (digest, tuple(layer["digest"] for layer in archive.json(digest)["layers"]))
+            for platform, digest in archive.platform_manifests().items()
+        }
+
+
+def build_clean(
+    variant: Variant,
+    context: Path,
+    archive: Path,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    **options: Any,
+) -> Path:
+    """`variant` built cold from `context` on a clean engine (containerd store) into `archive`;
+    `options`: more BuildOptions (labels, platform)."""
+    with private_engine.running("containerd") as clean:
+        clean.load(base_image)
+        with clean.activated():
+            build_image(
+                variant,
+                BuildOptions(
+                    context=context,
+                    oci_archive=archive,
+                    progress="quiet",
+                    base_image=base_image,
+                    **options,
+                ),
+            )
+    return archive
+
+
 def build_twice(variant: Variant, work: Path) -> dict[str, str]:
-    """Build `variant` cold on two clean engines (containerd store) and compare the archives;
-    platform -> the manifest digest both gave."""
-    archives = []
+    """Build `variant` cold on two clean engines and compare the archives; platform -> the
+    manifest digest both gave."""
     context = inputs.export_commit(work / "commit")
-    for number in (1, 2):
-        archive = work / f"{variant.name}-{number}.tar"
-        with private_engine.running("containerd") as clean:
-            clean.load(DEFAULT_BASE_IMAGE)
-            with clean.activated():
-                options = BuildOptions(context=context, oci_archive=archive, progress="quiet")
-                build_image(variant, options)
-        archives.append(archive)
+    archives = [build_clean(variant, context, work / f"{variant.name}-{n}.tar") for n in (1, 2)]
     return compare(*archives)

@@ -5,8 +5,9 @@ and stops at the first that fails, with its own exit code: a tag given with `--d
 names that digest (35); the signature is the signer's (33 none at all, 34 another signer's); a
 CycloneDX attestation by the same signer lists exactly the lock of the variant the image's label
 names (33 none, 34 another signer's, 18 differs); BuildKit's provenance on the index, when the
-push carried one, names the commit and repository of the image's labels (36). `docker push` from
-the classic store carries no provenance: the check says so and proves nothing there.
+push carried one, names the commit and repository of the image's labels (36); with `rebuild`, that
+commit rebuilt cold on a clean engine gives each platform's digest (32). `docker push` from the
+classic store carries no provenance: the check says so and proves nothing there.
 
 `sign_and_attest()` signs only an SBOM that is the image's lock: the same check, before signing.
 """
@@ -14,13 +15,22 @@ the classic store carries no provenance: the check says so and proves nothing th
 from __future__ import annotations
 
 import json
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from service_images import registry, sbom
-from service_images.errors import BadOption, MissingFile, ProvenanceMismatch, SbomMismatch, Tampered
+from service_images import inputs, project, registry, reproducible, sbom
+from service_images.build import base_image_digest
+from service_images.errors import (
+    BadOption,
+    MissingFile,
+    NotReproducible,
+    ProvenanceMismatch,
+    SbomMismatch,
+    Tampered,
+)
 from service_images.lockfile import locked_versions
 from service_images.signing import (
     SIGNER_OPTIONS,
@@ -31,15 +41,19 @@ from service_images.signing import (
     verified_sboms,
     verify_signature,
 )
-from service_images.variants import VARIANT_LABEL, get_variant
+from service_images.variants import DEFAULT_BASE_IMAGE, VARIANT_LABEL, Variant, get_variant
 
 BUILDKIT_METADATA = "https://mobyproject.org/buildkit@v1#metadata"
 REVISION_LABEL = "org.opencontainers.image.revision"
 SOURCE_LABEL = "org.opencontainers.image.source"
+BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 VERIFY_OPTIONS = {
     "reference": "REPO@sha256:... to verify, or REPO:TAG with --digest.",
     "digest": "The digest the tag must name (sha256:..., as signed): a moved tag exits 35.",
     **SIGNER_OPTIONS,
+    "rebuild": "Also rebuild the revision label's commit here, cold on a clean engine (this clone "
+    "must hold the commit), and compare its digests: a difference exits 32.",
 }
 
 
@@ -50,11 +64,15 @@ def labels_of(reference: str) -> dict[str, str]:
     return labels
 
 
+def variant_of(labels: Mapping[str, str], reference: str) -> Variant:
+    if VARIANT_LABEL not in labels:
+        raise SbomMismatch(f"{reference} has no {VARIANT_LABEL} label: which variant is it?")
+    return get_variant(labels[VARIANT_LABEL])
+
+
 def check_sboms(boms: list[dict[str, Any]], labels: Mapping[str, str], reference: str) -> str:
     """Each attested SBOM lists exactly the lock of the image's variant; that lock's name."""
-    if VARIANT_LABEL not in labels:
-        raise SbomMismatch(f"{reference} has no {VARIANT_LABEL} label: which lock is it?")
-    variant = get_variant(labels[VARIANT_LABEL])
+    variant = variant_of(labels, reference)
     for bom in boms:
         expected = locked_versions(variant.lock, sbom.platform(bom))
         sbom.check_against_lock(bom, expected, variant.lock.name)
@@ -90,6 +108,60 @@ def check_provenance(reference: str, labels: Mapping[str, str]) -> str:
     return f"{len(documents)} platform(s) built from commit {revision}{where}"
 
 
+def check_rebuild(reference: str, labels: Mapping[str, str]) -> str:
+    """Rebuild the commit of the image's revision label on a clean engine, with the image's own
+    labels (where it was pushed from, its version: facts about the push, not the build), and
+    compare each platform's manifest digest; NotReproducible where one differs."""
+    started = time.monotonic()
+    revision = labels.get(REVISION_LABEL, "unknown")
+    variant = variant_of(labels, reference)
+    base = labels.get(BASE_NAME_LABEL, DEFAULT_BASE_IMAGE)
+    wanted, here = labels.get(BASE_DIGEST_LABEL), base_image_digest(base)
+    if wanted and wanted != here:
+        raise NotReproducible(
+            f"{reference} was built on {base}@{wanted}, and {base} here is {here or 'missing'}: "
+            f"pull that one (`docker pull {base}@{wanted}`, then tag it {base})."
+        )
+    pushed = {image.platform: image for image in registry.read(reference)}
+    with tempfile.TemporaryDirectory(prefix=f"{project.NAME}-rebuild-") as work:
+        context = inputs.export_commit(Path(work) / "commit", revision)
+        print(f"==> rebuilding commit {revision} cold on a clean engine", flush=True)
+        rebuilt = reproducible.platform_layers(
+            reproducible.build_clean(
+                variant,
+                context,
+                Path(work) / "rebuilt.tar",
+                labels=labels,
+                platform=",".join(sorted(pushed)),
+                base_image=base,
+            )
+        )
+    for platform, image in sorted(pushed.items()):
+        digest = image.digest_reference.rpartition("@")[2]
+        again, layers = rebuilt.get(platform, ("none", ()))
+        if again != digest:
+            raise NotReproducible(
+                f"{platform}: {reference} is {digest}, commit {revision} rebuilt here is {again} "
+                f"({layer_difference([layer.digest for layer in image.layers], layers)}): "
+                "`nox -s reproducible` at that commit names the first differing file."
+            )
+    seconds = time.monotonic() - started
+    platforms = ", ".join(sorted(pushed))
+    return f"{platforms} rebuilt from commit {revision}: the same digests ({seconds:.0f} s)"
+
+
+def layer_difference(pushed: Sequence[str], rebuilt: Sequence[str]) -> str:
+    if len(pushed) != len(rebuilt):
+        return f"{len(pushed)} layers pushed, {len(rebuilt)} rebuilt"
+    pairs = enumerate(zip(pushed, rebuilt, strict=True), start=1)
+    differing = [str(number) for number, (one, other) in pairs if one != other]
+    if not differing:
+        return "the same layers, another config"
+    if len(differing) == 1:
+        return f"layer {differing[0]} of {len(pushed)} differs"
+    return f"layers {', '.join(differing)} of {len(pushed)} differ"
+
+
 def resolve(reference: str, expected_digest: str | None) -> str:
     """REPO@sha256:... to verify; a tag must still name the expected digest (else Tampered)."""
     repository, tag_or_digest = registry.split_reference(reference)
@@ -109,7 +181,9 @@ def resolve(reference: str, expected_digest: str | None) -> str:
     return f"{repository}@{expected_digest}"
 
 
-def verify(reference: str, signer: Signer, expected_digest: str | None = None) -> list[str]:
+def verify(
+    reference: str, signer: Signer, expected_digest: str | None = None, rebuild: bool = False
+) -> list[str]:
     """Every check of the module's docstring, in order; what each proved, one line each."""
     started = time.monotonic()
     signer.check(verifying=True)
@@ -122,6 +196,8 @@ def verify(reference: str, signer: Signer, expected_digest: str | None = None) -
     lock = check_sboms(boms, labels, pinned)
     lines.append(f"SBOM: {len(boms)} CycloneDX attestation(s) by {signer}, exactly {lock}")
     lines.append(f"provenance: {check_provenance(pinned, labels)}")
+    if rebuild:
+        lines.append(f"rebuild: {check_rebuild(pinned, labels)}")
     lines.append(f"verified {pinned} in {time.monotonic() - started:.1f} s")
     return lines
 
