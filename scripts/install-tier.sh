@@ -82,6 +82,10 @@ install() {
 
 slim() {
     compile=${1:-}
+    # No bytecode but compileall's: the venv's python below imports _distutils_hack at start-up
+    # (setuptools' .pth) and wrote its .pyc stamped with the build's time, which compileall then
+    # took as up to date (two cold full builds differed in that one file).
+    export PYTHONDONTWRITEBYTECODE=1
     cd "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     find . -depth -type d -name tests -exec rm -rf {} +
     find . -mindepth 2 -maxdepth 2 -type d -name include -exec rm -rf {} +  # torch/include, ...
@@ -101,7 +105,7 @@ slim() {
     if [ "$compile" = --compile ]; then
         # Hash-based bytecode (PEP 552), unchecked: no build time in it, and the venv never
         # changes under it, so imports need not hash the sources.
-        "$venv/bin/python" -m compileall -q -j 0 --invalidation-mode unchecked-hash . >/dev/null
+        "$venv/bin/python" -m compileall -q -f -j 0 --invalidation-mode unchecked-hash . >/dev/null
     fi
 }
 
