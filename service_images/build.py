@@ -321,15 +321,14 @@ def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
     # Through an OCI archive into the containerd store: the engine's BuildKit cannot rewrite file
     # times and unpack (or push) at once (moby/buildkit#4230); `docker push` sends it as built.
     containerd = not options.builder and engine.containerd_store(engine.client())
-    loaded_archive = None
-    if (options.push_to and containerd) or (options.reproducible and not options.oci_archive):
-        if not (containerd or options.push_to):
-            raise BadOption(
-                "--reproducible loads the image into the containerd store, which pushes it as "
-                "built; the classic store compresses it again as it pushes: use the containerd "
-                "store, or --push-to (with --builder on the classic store)."
-            )
-        loaded_archive = run_files.with_suffix(".tar")
+    if options.reproducible and not (containerd or options.push_to or options.oci_archive):
+        raise BadOption(
+            "--reproducible loads the image into the containerd store, which pushes it as "
+            "built; the classic store compresses it again as it pushes: use the containerd "
+            "store, or --push-to (with --builder on the classic store)."
+        )
+    through_archive = (options.push_to or options.reproducible) and not options.oci_archive
+    loaded_archive = run_files.with_suffix(".tar") if containerd and through_archive else None
     return BuildPlan(
         tag=tag,
         dockerfile=dockerfile,

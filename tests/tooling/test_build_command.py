@@ -108,6 +108,12 @@ def test_a_reproducible_build_is_dated_1970_and_loaded_from_an_oci_archive(
         (output,) = flag_values(plan.argv(), "--output")
         assert output.startswith(f"type=oci,dest={plan.loaded_archive},name={plan.tag},")
         assert "rewrite-timestamp=true" in output
+    # A docker-container builder pushes what it rewrote itself: nothing is loaded here.
+    remote = prepare(
+        VARIANTS["ci"], BuildOptions(push_to="127.0.0.1:5000", reproducible=True, builder="b")
+    )
+    assert remote.loaded_archive is None
+    assert flag_values(remote.argv(), "--output")[0].startswith("type=registry,")
 
 
 class FullDisk(io.StringIO):
