@@ -103,8 +103,11 @@ def commands(script: str) -> Iterator[list[str]]:
 def tool_call(command: list[str]) -> tuple[str, list[str]] | None:
     """(tool, its arguments) when the command runs nox or invoke, directly or as `python -m`."""
     words = list(command)
-    while words and ASSIGNMENT.match(words[0]):
+    # Assignments, and `sudo -E env A=B`, before the command.
+    while words and (ASSIGNMENT.match(words[0]) or words[0] in ("sudo", "env")):
         words.pop(0)
+        while words and words[0].startswith("-"):
+            words.pop(0)
     if words[:1] and Path(words[0]).name.startswith("python") and words[1:2] == ["-m"]:
         words = words[2:]
     if words and words[0] in ("nox", "invoke", "inv"):
@@ -165,6 +168,7 @@ def invoke_tasks(args: tuple[str, ...]) -> list[str]:
             [("invoke", ["build-full", "--tag", "EXPR", "--builder", "x"])],
         ),
         ("echo nox; inv clean | tee log", [("invoke", ["clean"])]),
+        ('sudo -E env "PATH=$PATH" HOME=/h invoke verify X', [("invoke", ["verify", "X"])]),
         ("# nox -s commented-out\nnoxious -s x", []),
     ],
 )
