@@ -20,7 +20,7 @@ from service_images import reproducible as reproducibility
 from service_images import requirements as requirement_checks
 from service_images.build import BuildOptions, build_image
 from service_images.cli import set_up, user_errors
-from service_images.errors import OutOfDate
+from service_images.errors import NotReproducible, OutOfDate
 from service_images.files import ensure_writable
 from service_images.variants import ROOT, SERVICE_SOURCE, VARIANTS, get_variant
 
@@ -168,7 +168,10 @@ def reproducible(session: nox.Session) -> None:
     ).parse_args(session.posargs)
     start(session)
     with user_errors(), tempfile.TemporaryDirectory(prefix="reproducible-") as work:
-        for platform, digest in reproducibility.build_twice(get_variant("ci"), Path(work)).items():
+        builds = reproducibility.build_twice(get_variant("ci"), Path(work))
+        if builds.difference:
+            raise NotReproducible(builds.difference)
+        for platform, digest in builds.digests.items():
             session.log(f"{platform}: both builds gave {digest}")
 
 

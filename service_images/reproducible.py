@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -180,9 +181,53 @@ def build_clean(
     return archive
 
 
-def build_twice(variant: Variant, work: Path) -> dict[str, str]:
-    """Build `variant` cold on two clean engines and compare the archives; platform -> the
-    manifest digest both gave."""
+@dataclass(frozen=True)
+class TwoBuilds:
+    """Two cold builds of one commit on two clean engines, compared."""
+
+    seconds: tuple[float, float]
+    digests: dict[str, str]
+    """platform -> the first build's manifest digest."""
+    differing_layers: int
+    """Layers at the same place in a platform's image that differ (0: the same images)."""
+    difference: str | None
+    """Where they differ: the platform, both digests, the first differing file."""
+
+
+def build_twice(variant: Variant, work: Path, base_image: str = DEFAULT_BASE_IMAGE) -> TwoBuilds:
+    """Build this commit's `variant` cold on two clean engines and compare the archives (they
+    are removed afterwards)."""
     context = inputs.export_commit(work / "commit")
-    archives = [build_clean(variant, context, work / f"{variant.name}-{n}.tar") for n in (1, 2)]
-    return compare(*archives)
+    archives, seconds = [], []
+    try:
+        for n in (1, 2):
+            started = time.monotonic()
+            archive = work / f"{variant.name}-{n}.tar"
+            archives.append(build_clean(variant, context, archive, base_image))
+            seconds.append(round(time.monotonic() - started, 1))
+        first, second = (platform_layers(archive) for archive in archives)
+        try:
+            compare(*archives)
+            difference = None
+        except NotReproducible as error:
+            difference = error.message
+    finally:
+        for archive in archives:
+            archive.unlink(missing_ok=True)
+    return TwoBuilds(
+        seconds=(seconds[0], seconds[1]),
+        digests={platform: digest for platform, (digest, _) in first.items()},
+        differing_layers=differing_layers(first, second),
+        difference=difference,
+    )
+
+
+def differing_layers(
+    first: dict[str, tuple[str, tuple[str, ...]]], second: dict[str, tuple[str, tuple[str, ...]]]
+) -> int:
+    """How many layers, place by place in each platform's image, differ (an extra one counts)."""
+    count = 0
+    for platform in first.keys() | second.keys():
+        a, b = first.get(platform, ("", ()))[1], second.get(platform, ("", ()))[1]
+        count += sum(x != y for x, y in zip(a, b, strict=False)) + abs(len(a) - len(b))
+    return count

@@ -106,6 +106,8 @@ class Budgets:
     """A cold node (pull on a clean engine, start, /health answers): ours / the pre-project's."""
     release_ratio: float | None = None
     """Cold build, contract, push and a cold node's start, summed: ours / the pre-project's."""
+    differing_layers: int | None = 0
+    """Layers that differ between two cold builds of one commit on two clean engines."""
     memory_growth_ratio: float = 1.5
     """Container memory after the abuse suite / after start-up and one of each valid request."""
     memory_limit_mib: int | None = 1024

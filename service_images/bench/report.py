@@ -52,6 +52,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("cache_export_s", "build cache exported to a registry", "s"),
     MetricSpec("cache_build_s", "a clean engine's build from that cache", "s"),
     MetricSpec("cache_pulled_mb", "bytes that build pulled", "MB"),
+    MetricSpec("reproducible_build_s", "reproducible cold build on a clean engine", "s"),
+    MetricSpec("differing_layers", "layers that differ between two reproducible builds", "count"),
 )
 SPECS = {spec.key: spec for spec in METRICS}
 
@@ -83,6 +85,7 @@ BUDGET_RULES: tuple[BudgetRule, ...] = (
     BudgetRule("pushed_ratio", "pushed_mb", on_ratio=True),
     BudgetRule("node_start_ratio", "node_start_s", on_ratio=True),
     BudgetRule("release_ratio", "release_s", on_ratio=True),
+    BudgetRule("differing_layers", "differing_layers", on_ratio=False),
 )
 
 

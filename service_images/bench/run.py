@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,13 +35,13 @@ import docker
 import docker.errors
 from rich.console import Console
 
-from service_images import contract, engine, project, registry
+from service_images import contract, engine, project, registry, reproducible
 from service_images.bench import context, images, release, report
 from service_images.bench.display import Display, Step
 from service_images.bench.machine import machine_facts, other_builds, tool_versions
 from service_images.bench.memory import PeakSampler, engine_is_local
 from service_images.bench.report import Metric, Report, VariantResult
-from service_images.build import BuildOptions, build_image
+from service_images.build import BuildOptions, build_image, git
 from service_images.buildcache import CACHE_ID_PREFIX, BuildCache
 from service_images.errors import BudgetExceeded, DiskShort, ToolError
 from service_images.variants import (
@@ -199,7 +199,64 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
     # A copy of its own: the changes timed below must not carry over to the next variant.
     run.context = context.copy_context(run.workdir / variant.name)
     tags = bench_tags(variant)
-    display, label, notes = run.display, variant.name, []
+    notes: list[str] = []
+    metrics: dict[str, Metric] = {}
+    # Reproducibility first: its clean engines' builds leave nothing on the disk the rest needs.
+    for measure in (measure_reproducibility, measure_builds, measure_images, measure_release):
+        metrics.update(measure(run, variant, tags, notes))
+    metrics["release_s"] = release_path(metrics)
+    notes.append(
+        "release path: the cold build, the contract suite (ours; the pre-project workflow ran "
+        "none), the push to a loopback registry, and a clean engine's pull by digest and start "
+        "until /health answers, summed. On the containerd store the build compresses the layers "
+        "(before: BuildKit's default gzip; ours: as --compression says) and the push sends them "
+        "as stored."
+    )
+    return VariantResult(
+        variant=variant.name,
+        description=variant.description,
+        metrics=metrics,
+        budgets=report.evaluate_budgets(variant.budgets, metrics),
+        notes=notes,
+        images={role: tags[role] for role in ROLES},
+    )
+
+
+def pair(key: str, values: Mapping[str, float | None]) -> Metric:
+    return Metric(key, values["before"], values["ours"])
+
+
+def measure_reproducibility(
+    run: Run, variant: Variant, tags: dict[str, str], notes: list[str]
+) -> dict[str, Metric]:
+    """Ours, built cold twice from this commit on two clean engines: the same digest?"""
+    with run.display.step(f"{variant.name}: two cold builds of this commit, compared") as step:
+        run.wait_for_other_builds(step)
+        step.status("building on two clean engines")
+        with contextlib.redirect_stdout(run.log):
+            builds = reproducible.build_twice(
+                variant, run.workdir / f"{variant.name}-twice", run.options.base_image
+            )
+        digests = ", ".join(f"{p} {d[:19]}" for p, d in builds.digests.items())
+        step.result = builds.difference or f"the same: {digests}"
+    seconds = " s and ".join(f"{s:.0f}" for s in builds.seconds)
+    commit = git("rev-parse", "--short", "HEAD")
+    notes.append(
+        f"reproducible: commit {commit}, built cold with `--reproducible` on two clean engines "
+        f"(containerd store; {seconds} s), "
+        + (f"differs: {builds.difference}" if builds.difference else f"the same: {digests}.")
+    )
+    return {
+        "reproducible_build_s": Metric("reproducible_build_s", None, sum(builds.seconds) / 2),
+        "differing_layers": Metric("differing_layers", None, float(builds.differing_layers)),
+    }
+
+
+def measure_builds(
+    run: Run, variant: Variant, tags: dict[str, str], notes: list[str]
+) -> dict[str, Metric]:
+    """Cold builds, rebuilds after a code change and after a bump: times, memory, sizes."""
+    display, label = run.display, variant.name
     builds: dict[str, tuple[float, PeakSampler]] = {}
 
     def build(role: str, description: str, *, cold: bool) -> None:
@@ -234,7 +291,6 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
             f"{role} {report.format_value(bump_mb[role], 'MB')} of {size[role].total_mb:,.0f} MB"
             for role in ROLES
         )
-
     if not run.options.keep:
         # `docker save` below stages a whole image on the engine's disk: the full variant's
         # images, rebuilds and tier stages side by side would not leave room for it.
@@ -246,8 +302,30 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
                 if pruned
                 else "build cache left (another build running)"
             )
-    facts = {role: images.image_facts(run.sdk, tags[role]) for role in ROLES}
     base_mb = images.sizes(run.sdk, run.options.base_image).total_mb
+    notes.append(
+        f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are the layers' "
+        "uncompressed bytes (from `docker save`, the same on both image stores) unless marked "
+        "compressed, in MB of 10^6 bytes."
+    )
+    return {
+        "cold_build_s": pair("cold_build_s", {role: builds[role][0] for role in ROLES}),
+        "rebuild_s": pair("rebuild_s", {r: builds[f"{r}_rebuild"][0] for r in ROLES}),
+        "bump_rebuild_s": pair("bump_rebuild_s", {r: builds[f"{r}_bump"][0] for r in ROLES}),
+        "bump_new_mb": pair("bump_new_mb", bump_mb),
+        "peak_build_rss_mb": pair("peak_build_rss_mb", {r: builds[r][1].peak_mb for r in ROLES}),
+        "image_mb": pair("image_mb", {role: size[role].total_mb for role in ROLES}),
+        "over_base_mb": pair("over_base_mb", {r: size[r].total_mb - base_mb for r in ROLES}),
+        "compressed_mb": pair("compressed_mb", {r: size[r].compressed_mb for r in ROLES}),
+    }
+
+
+def measure_images(
+    run: Run, variant: Variant, tags: dict[str, str], notes: list[str]
+) -> dict[str, Metric]:
+    """Both images as built: layers, distributions, start until they answer; our contract."""
+    display, label = run.display, variant.name
+    facts = {role: images.image_facts(run.sdk, tags[role]) for role in ROLES}
     with display.step(f"{label}: count installed distributions") as step:
         distributions = {role: images.count_distributions(run.sdk, tags[role]) for role in ROLES}
         step.result = ", ".join(f"{role} {distributions[role]}" for role in ROLES)
@@ -272,6 +350,20 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         )
         step.result = contract_note.split(": ", 1)[1]
     notes.append(contract_note)
+    return {
+        "layers": pair("layers", {role: float(facts[role].layers) for role in ROLES}),
+        "distributions": pair("distributions", {r: float(distributions[r]) for r in ROLES}),
+        "health_s": pair("health_s", {role: starts[role][0] for role in ROLES}),
+        "healthy_s": pair("healthy_s", {role: starts[role][1] for role in ROLES}),
+        "contract_s": Metric("contract_s", None, contract_s),
+    }
+
+
+def measure_release(
+    run: Run, variant: Variant, tags: dict[str, str], notes: list[str]
+) -> dict[str, Metric]:
+    """Both images pushed, pulled on a clean engine and started; ours from a registry cache."""
+    display, label = run.display, variant.name
     releases: dict[str, release.Release] = {}
     with registry.serve() as address:
         for role in ROLES:
@@ -312,60 +404,30 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         else "registry cache: not measured: on the classic store, the docker driver exports no "
         "build cache (`--cache-to` needs the containerd store or a docker-container builder)."
     )
-    notes.append(
-        "release path: the cold build, the contract suite (ours; the pre-project workflow ran "
-        "none), the push to a loopback registry, and a clean engine's pull by digest and start "
-        "until /health answers, summed. On the containerd store the build compresses the layers "
-        "(before: BuildKit's default gzip; ours: as --compression says) and the push sends them "
-        "as stored."
-    )
-
-    def release_path(role: str) -> float | None:
-        node = releases[role].node_start_s
-        checked = contract_s if role == "ours" else 0.0
-        return None if node is None else builds[role][0] + checked + releases[role].push_s + node
-
-    def pair(key: str, values: dict[str, float | None] | dict[str, float]) -> Metric:
-        return Metric(key, values["before"], values["ours"])
-
-    memory = {role: builds[role][1].peak_mb for role in ROLES}
     metrics = {
-        "cold_build_s": pair("cold_build_s", {role: builds[role][0] for role in ROLES}),
-        "rebuild_s": pair("rebuild_s", {r: builds[f"{r}_rebuild"][0] for r in ROLES}),
-        "bump_rebuild_s": pair("bump_rebuild_s", {r: builds[f"{r}_bump"][0] for r in ROLES}),
-        "bump_new_mb": pair("bump_new_mb", bump_mb),
-        "peak_build_rss_mb": pair("peak_build_rss_mb", memory),
-        "image_mb": pair("image_mb", {role: size[role].total_mb for role in ROLES}),
-        "over_base_mb": pair("over_base_mb", {r: size[r].total_mb - base_mb for r in ROLES}),
-        "compressed_mb": pair("compressed_mb", {r: size[r].compressed_mb for r in ROLES}),
-        "layers": pair("layers", {role: float(facts[role].layers) for role in ROLES}),
-        "distributions": pair("distributions", {r: float(distributions[r]) for r in ROLES}),
-        "health_s": pair("health_s", {role: starts[role][0] for role in ROLES}),
-        "healthy_s": pair("healthy_s", {role: starts[role][1] for role in ROLES}),
-        "contract_s": Metric("contract_s", None, contract_s),
         "push_s": pair("push_s", {role: releases[role].push_s for role in ROLES}),
         "pushed_mb": pair("pushed_mb", {role: releases[role].pushed_mb for role in ROLES}),
         "pull_s": pair("pull_s", {role: releases[role].pull_s for role in ROLES}),
         "node_start_s": pair("node_start_s", {r: releases[r].node_start_s for r in ROLES}),
-        "release_s": pair("release_s", {role: release_path(role) for role in ROLES}),
     }
     if cached:
         metrics["cache_export_s"] = Metric("cache_export_s", None, cached.export_s)
         metrics["cache_build_s"] = Metric("cache_build_s", None, cached.build_s)
         metrics["cache_pulled_mb"] = Metric("cache_pulled_mb", None, cached.pulled_mb)
-    notes.append(
-        f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are the layers' "
-        "uncompressed bytes (from `docker save`, the same on both image stores) unless marked "
-        "compressed, in MB of 10^6 bytes."
-    )
-    return VariantResult(
-        variant=variant.name,
-        description=variant.description,
-        metrics=metrics,
-        budgets=report.evaluate_budgets(variant.budgets, metrics),
-        notes=notes,
-        images={role: tags[role] for role in ROLES},
-    )
+    return metrics
+
+
+def release_path(metrics: Mapping[str, Metric]) -> Metric:
+    """Cold build, contract (ours only: the pre-project workflow ran none), push and a cold
+    node's start, summed."""
+
+    def total(role: str) -> float | None:
+        parts = [getattr(metrics[key], role) for key in ("cold_build_s", "push_s", "node_start_s")]
+        if role == "ours":
+            parts.append(metrics["contract_s"].ours)
+        return None if None in parts else sum(part for part in parts if part is not None)
+
+    return pair("release_s", {role: total(role) for role in ROLES})
 
 
 def remove_images(run: Run, tags: Iterable[str]) -> int:

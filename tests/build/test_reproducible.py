@@ -42,10 +42,14 @@ def test_one_byte_changed_is_named(tmp_path: Path) -> None:
     first = build(same, tmp_path / "first.tar")
     again = build(same, tmp_path / "again.tar")
     assert reproducible.compare(first, again), "two builds of the same inputs differ"
+    other = build(changed, tmp_path / "changed.tar")
     with pytest.raises(NotReproducible) as differs:
-        reproducible.compare(first, build(changed, tmp_path / "changed.tar"))
+        reproducible.compare(first, other)
     assert "the first file that differs is /app/app/main.py in layer" in differs.value.message
     assert differs.value.exit_code == 32
+    layers = [reproducible.platform_layers(path) for path in (first, again, other)]
+    assert reproducible.differing_layers(layers[0], layers[1]) == 0
+    assert reproducible.differing_layers(layers[0], layers[2]) == 1, "only the code's layer"
 
 
 @pytest.fixture

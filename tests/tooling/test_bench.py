@@ -54,6 +54,8 @@ def ci_result(**overrides: tuple[float | None, float | None]) -> VariantResult:
         cache_export_s=(None, 4.0),
         cache_build_s=(None, 9.0),
         cache_pulled_mb=(None, 125.0),
+        reproducible_build_s=(None, 70.0),
+        differing_layers=(None, 0),
     )
     figures.update(metrics(**overrides))
     return VariantResult(
@@ -113,6 +115,7 @@ def test_budgets_within_limits_pass() -> None:
         "health_ratio",
         "contract_s",
         "release_ratio",
+        "differing_layers",
     }, "ci sets no image_ratio: no check for it"
     by_name = {check.budget: check for check in checks}
     assert by_name["cold_build_ratio"].value == pytest.approx(0.32)
@@ -121,6 +124,12 @@ def test_budgets_within_limits_pass() -> None:
     assert by_name["rebuild_s"].value == 1.5
     assert by_name["health_s"].ok is False, "5.2 s is over the 3 s budget"
     assert by_name["release_ratio"].value == pytest.approx(12.0 / 40.0)
+
+
+def test_two_builds_that_differ_exceed_the_budget() -> None:
+    lines = sample_report(ci_result(differing_layers=(None, 2))).exceeded()
+    assert "ci layers that differ between two reproducible builds 2 > 0 (differing_layers)" in lines
+    assert not any("differ" in line for line in sample_report().exceeded())
 
 
 def test_each_exceeded_budget_is_named_with_value_and_limit() -> None:
