@@ -131,11 +131,16 @@ def clean(*, include_base: bool, running: bool) -> None:
     for tag, ids in ledger.images(engine_id).items():
         remove_images_of(sdk, engine_id, tag, set(ids), include_base=include_base)
     cache = BuildCache()
-    dockerfiles = [variant.dockerfile for variant in VARIANTS.values()]
-    dockerfiles += sorted(BEFORE_DOCKERFILES.glob("Dockerfile*"))
-    ours = cache.ours(dockerfiles)
+    ours = cache.ours(project_dockerfiles())
     left = cache.prune(record.id for record in ours)
     print(f"==> pruned {len(ours) - len(left)} build cache records of the project's Dockerfiles")
+
+
+def project_dockerfiles() -> list[Path]:
+    """The Dockerfiles whose build cache is the project's: both variants', and the pre-project
+    ones the bench builds."""
+    dockerfiles = [variant.dockerfile for variant in VARIANTS.values()]
+    return dockerfiles + sorted(BEFORE_DOCKERFILES.glob("Dockerfile*"))
 
 
 def remove_images_of(

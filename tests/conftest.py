@@ -17,7 +17,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from service_images import engine
+from service_images import engine, housekeeping
+from service_images.bench.machine import other_builds
+from service_images.buildcache import BuildCache
 from service_images.errors import ToolError
 from service_images.variants import SERVICE_SOURCE
 
@@ -44,3 +46,25 @@ def docker_client() -> Iterator[docker.DockerClient]:
         pytest.exit(error.message, returncode=error.exit_code)
     yield sdk
     sdk.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_build_cache_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The build cache of the Dockerfiles tests write for themselves (broken images, fixtures, the
+    write-up's own) goes with the session. The project's Dockerfiles' records stay for the
+    sessions after (`invoke clean` prunes them); while another build runs nothing is pruned, as
+    its records cannot be told from the tests'."""
+    if not any(item.get_closest_marker("docker") for item in request.session.items):
+        yield
+        return
+    cache = BuildCache()
+    try:
+        before = {record.id for record in cache.records()}
+    except ToolError:  # no engine: the tests that need one say so
+        yield
+        return
+    yield
+    if other_builds():
+        return
+    keep = before | {record.id for record in cache.ours(housekeeping.project_dockerfiles())}
+    cache.prune(record.id for record in cache.records() if record.id not in keep)
