@@ -40,6 +40,8 @@ CA_SECRET_ID = "ca_bundle"  # the Dockerfiles mount it with this id
 
 
 PROGRESS = ("plain", "tty", "quiet")
+# A build's own files, `<tag>-<pid>.*` in its context: its image id, metadata, an archive to load.
+RUNS = Path(tiers.STAGE_DIR, "runs")
 COMPRESSIONS = ("zstd", "gzip")
 
 
@@ -315,9 +317,7 @@ def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
     tag = options.tag or variant.tag
     if options.push_to:
         tag = f"{registry_repository(options.push_to)}:{tag.rpartition(':')[2]}"
-    run_files = (
-        options.context / tiers.STAGE_DIR / "runs" / f"{tag.replace('/', '_')}-{os.getpid()}"
-    )
+    run_files = options.context / RUNS / f"{tag.replace('/', '_')}-{os.getpid()}"
     # Through an OCI archive into the containerd store: the engine's BuildKit cannot rewrite file
     # times and unpack (or push) at once (moby/buildkit#4230); `docker push` sends it as built.
     containerd = not options.builder and engine.containerd_store(engine.client())

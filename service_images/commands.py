@@ -112,7 +112,7 @@ COMMANDS: tuple[Command, ...] = (
         "invoke clean",
         "remove what this checkout created and nothing else: the tags it set while they name "
         "its images, its stopped containers (`--running`: running ones too), the project's "
-        "build cache (`--base`: the base it bootstrapped)",
+        "build cache, the files of builds killed outright (`--base`: the base it bootstrapped)",
         smoke="invoke clean --help",
     ),
     Command(

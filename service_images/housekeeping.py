@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service_images import engine, ledger
-from service_images.build import resolve_ca_bundle
+from service_images.build import RUNS, resolve_ca_bundle
 from service_images.buildcache import BuildCache
 from service_images.engine import MIN_ENGINE
 from service_images.errors import DoctorFailed, ToolError
@@ -22,6 +22,7 @@ from service_images.variants import (
     BASE_LABEL,
     BEFORE_DOCKERFILES,
     PROJECT_LABEL,
+    ROOT,
     VARIANT_LABEL,
     VARIANTS,
 )
@@ -134,6 +135,20 @@ def clean(*, include_base: bool, running: bool) -> None:
     ours = cache.ours(project_dockerfiles())
     left = cache.prune(record.id for record in ours)
     print(f"==> pruned {len(ours) - len(left)} build cache records of the project's Dockerfiles")
+    if stale := remove_stale_run_files(ROOT / RUNS):
+        print(f"==> removed {stale} file(s) that builds killed outright left in {RUNS}")
+
+
+def remove_stale_run_files(runs: Path) -> int:
+    """Remove a build's own files (build.RUNS) where its process is gone: a build killed
+    outright could not. How many went."""
+    removed = 0
+    for path in sorted(runs.iterdir()) if runs.is_dir() else ():
+        pid = path.stem.rpartition("-")[2]
+        if pid.isdigit() and not Path("/proc", pid).exists():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def project_dockerfiles() -> list[Path]:
