@@ -210,6 +210,9 @@ def git(*args: str) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
+VERSION_LABEL = "org.opencontainers.image.version"
+
+
 def oci_labels(
     variant: Variant, base_image: str = DEFAULT_BASE_IMAGE, *, local_base: bool = True
 ) -> dict[str, str]:
@@ -236,8 +239,7 @@ def oci_labels(
         "org.opencontainers.image.description": variant.description,
         "org.opencontainers.image.source": source or "unknown",
         "org.opencontainers.image.revision": git("rev-parse", "HEAD") or "unknown",
-        "org.opencontainers.image.version": git("describe", "--tags", "--always", "--dirty")
-        or "unknown",
+        VERSION_LABEL: git("describe", "--tags", "--always", "--dirty") or "unknown",
         "org.opencontainers.image.created": created or "unknown",
         "org.opencontainers.image.base.name": base_image,
         PROJECT_LABEL: "true",

@@ -13,13 +13,14 @@ import hashlib
 import json
 import tarfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from service_images import inputs, private_engine
 from service_images.archive import compression, decompressed
-from service_images.build import BuildOptions, build_image
+from service_images.build import VERSION_LABEL, BuildOptions, build_image, git, oci_labels
 from service_images.errors import NotReproducible
 from service_images.variants import DEFAULT_BASE_IMAGE, Variant
 
@@ -132,10 +133,17 @@ def first_difference(a: OciArchive, b: OciArchive, digest_a: str, digest_b: str)
         a.json(manifest_a["config"]["digest"]),
         b.json(manifest_b["config"]["digest"]),
     )
-    keys = sorted(
-        key for key in config_a.keys() | config_b.keys() if config_a.get(key) != config_b.get(key)
-    )
-    return f"the same layers; the image configs differ in {', '.join(keys) or 'their bytes'}."
+    fields = list(differing_fields(config_a, config_b))
+    return f"the same layers; the image configs differ: {'; '.join(fields) or 'in their bytes'}."
+
+
+def differing_fields(a: Any, b: Any, path: str = "") -> Iterator[str]:
+    """Where two JSON values differ, field by field: `config.Labels.x: 'one' and 'other'`."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys()):
+            yield from differing_fields(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    elif a != b:
+        yield f"{path}: {a!r} and {b!r}"
 
 
 def describe(entry: Entry | None) -> str:
@@ -198,12 +206,16 @@ def build_twice(variant: Variant, work: Path, base_image: str = DEFAULT_BASE_IMA
     """Build this commit's `variant` cold on two clean engines and compare the archives (they
     are removed afterwards)."""
     context = inputs.export_commit(work / "commit")
+    # Both builds get the commit's labels, taken once: the working tree's state (`--dirty`) says
+    # nothing of an exported commit, and it may change between the two builds.
+    version = git("describe", "--tags", "--always") or "unknown"
+    labels = {**oci_labels(variant, base_image), VERSION_LABEL: version}
     archives, seconds = [], []
     try:
         for n in (1, 2):
             started = time.monotonic()
             archive = work / f"{variant.name}-{n}.tar"
-            archives.append(build_clean(variant, context, archive, base_image))
+            archives.append(build_clean(variant, context, archive, base_image, labels=labels))
             seconds.append(round(time.monotonic() - started, 1))
         first, second = (platform_layers(archive) for archive in archives)
         try:

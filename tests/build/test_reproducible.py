@@ -9,6 +9,7 @@ commit's does not.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from service_images import build as build_module
 from service_images import engine, inputs, registry, reproducible, verification
 from service_images.build import BuildOptions, build_image
 from service_images.errors import NotReproducible
@@ -34,6 +36,24 @@ def one_byte_changed(tree: Path) -> Path:
     main = tree / SERVICE_SOURCE.relative_to(SERVICE_SOURCE.parents[1]) / "main.py"
     main.write_bytes(main.read_bytes() + b" ")
     return tree
+
+
+def test_two_builds_agree_while_the_working_tree_changes(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`nox -s reproducible` and the bench build the commit, not the working tree: a tree edited
+    between the two builds (another `git describe --dirty` each time) leaves them alike."""
+    edits = itertools.count()
+    real_git = build_module.git
+
+    def git(*args: str) -> str:
+        return f"{real_git(*args)}-edit{next(edits)}" if "--dirty" in args else real_git(*args)
+
+    monkeypatch.setattr(build_module, "git", git)
+    builds = reproducible.build_twice(VARIANT, tmp_path)
+    assert next(edits) >= 2, "each build read the tree's state"
+    assert builds.difference is None, builds.difference
+    assert builds.differing_layers == 0
 
 
 def test_one_byte_changed_is_named(tmp_path: Path) -> None:
