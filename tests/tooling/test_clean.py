@@ -12,8 +12,8 @@ from service_images.housekeeping import remove_stale_run_files
 def test_only_the_files_of_gone_builds_are_removed(tmp_path: Path) -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()  # its pid names no process now
-    dead = [tmp_path / f"python-ai-service:ci-{gone.pid}{suffix}" for suffix in (".iid", ".tar")]
-    alive = tmp_path / f"python-ai-service:ci-{os.getpid()}.json"
+    dead = [tmp_path / f"some-image:ci-{gone.pid}{suffix}" for suffix in (".iid", ".tar")]
+    alive = tmp_path / f"some-image:ci-{os.getpid()}.json"
     for path in (*dead, alive):
         path.write_text("x")
     assert remove_stale_run_files(tmp_path) == 2
