@@ -30,6 +30,7 @@ class CacheRecord:
     type: str
     description: str
     size: str = ""
+    parent: str = ""
 
     @property
     def mount_id(self) -> str | None:
@@ -50,6 +51,7 @@ def parse_du_verbose(text: str) -> list[CacheRecord]:
                     fields.get("Type", ""),
                     fields.get("Description", ""),
                     fields.get("Size", ""),
+                    fields.get("Parent", "").rstrip("*"),
                 )
             )
         fields.clear()
@@ -59,7 +61,7 @@ def parse_du_verbose(text: str) -> list[CacheRecord]:
             flush()
             continue
         key, sep, value = line.partition(":")
-        if sep and key in {"ID", "Type", "Description", "Size"}:
+        if sep and key in {"ID", "Type", "Description", "Size", "Parent"}:
             fields[key] = value.strip()
     flush()
     return records
@@ -112,6 +114,15 @@ def select(records: Iterable[CacheRecord], dockerfiles: Iterable[str]) -> list[C
         elif STEP_PREFIX.sub("", normalise_space(record.description)) in steps:
             ours.append(record)
     return ours
+
+
+def with_descendants(records: Iterable[CacheRecord], ids: Iterable[str]) -> set[str]:
+    """These records and every record built on one of them: a step of ours whose parent is a
+    foreign step belongs to that other build."""
+    records, found = list(records), set(ids)
+    while more := {r.id for r in records if r.parent in found and r.id not in found}:
+        found |= more
+    return found
 
 
 def id_filter(ids: Iterable[str]) -> str:

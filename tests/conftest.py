@@ -19,7 +19,7 @@ import pytest
 
 from service_images import engine, housekeeping
 from service_images.bench.machine import other_builds
-from service_images.buildcache import BuildCache
+from service_images.buildcache import BuildCache, with_descendants
 from service_images.errors import ToolError
 from service_images.variants import SERVICE_SOURCE
 
@@ -66,5 +66,6 @@ def no_build_cache_left(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if other_builds():
         return
-    keep = before | {record.id for record in cache.ours(housekeeping.project_dockerfiles())}
-    cache.prune(record.id for record in cache.records() if record.id not in keep)
+    project = {record.id for record in cache.ours(housekeeping.project_dockerfiles())}
+    added = [record for record in cache.records() if record.id not in before]
+    cache.prune(with_descendants(added, (r.id for r in added if r.id not in project)))

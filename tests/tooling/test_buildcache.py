@@ -49,3 +49,13 @@ def test_step_descriptions_join_continued_lines_and_strip_run_flags() -> None:
 
 def test_id_filter_matches_exactly_the_given_records() -> None:
     assert buildcache.id_filter(["b2", "a1"]) == "id=^(a1|b2)$"
+
+
+def test_a_record_built_on_a_foreign_one_is_foreign_too() -> None:
+    records = buildcache.parse_du_verbose(DU)
+    assert records[2].parent == "u3wz7cnwqtg236tnhgnyioj2h"
+    # A test's own step under our install step, and our COPY step on top of that test step.
+    theirs = buildcache.CacheRecord("t1", "regular", "x", parent="c8btf1vr781rsixememjemt5t")
+    ours_on_theirs = buildcache.CacheRecord("o1", "regular", "y", parent="t1")
+    found = buildcache.with_descendants([*records, theirs, ours_on_theirs], {"t1"})
+    assert found == {"t1", "o1"}, "the install step under it is not the test's"
