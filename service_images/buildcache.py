@@ -151,10 +151,13 @@ class BuildCache:
             remaining = left
         return remaining
 
-    def ours(self, dockerfiles: Iterable[Path]) -> list[CacheRecord]:
-        """Our records (cache mounts and steps) for these Dockerfiles."""
+    def ours(
+        self, dockerfiles: Iterable[Path], records: Iterable[CacheRecord] | None = None
+    ) -> list[CacheRecord]:
+        """Our records (cache mounts and steps) for these Dockerfiles, among `records` (default:
+        the engine's now)."""
         texts = [dockerfile.read_text(encoding="utf-8") for dockerfile in dockerfiles]
-        return select(self.records(), texts)
+        return select(self.records() if records is None else records, texts)
 
     def cache_mounts(self) -> list[CacheRecord]:
         return [

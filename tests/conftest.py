@@ -66,6 +66,7 @@ def no_build_cache_left(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if other_builds():
         return
-    project = {record.id for record in cache.ours(housekeeping.project_dockerfiles())}
-    added = [record for record in cache.records() if record.id not in before]
+    records = cache.records()
+    project = {record.id for record in cache.ours(housekeeping.project_dockerfiles(), records)}
+    added = [record for record in records if record.id not in before]
     cache.prune(with_descendants(added, (r.id for r in added if r.id not in project)))
