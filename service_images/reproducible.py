@@ -193,6 +193,8 @@ def build_clean(
 class TwoBuilds:
     """Two cold builds of one commit on two clean engines, compared."""
 
+    revision: str
+    """The commit built."""
     seconds: tuple[float, float]
     digests: dict[str, str]
     """platform -> the first build's manifest digest."""
@@ -227,6 +229,7 @@ def build_twice(variant: Variant, work: Path, base_image: str = DEFAULT_BASE_IMA
         for archive in archives:
             archive.unlink(missing_ok=True)
     return TwoBuilds(
+        revision=labels["org.opencontainers.image.revision"],
         seconds=(seconds[0], seconds[1]),
         digests={platform: digest for platform, (digest, _) in first.items()},
         differing_layers=differing_layers(first, second),

@@ -41,7 +41,7 @@ from service_images.bench.display import Display, Step
 from service_images.bench.machine import machine_facts, other_builds, tool_versions
 from service_images.bench.memory import PeakSampler, engine_is_local
 from service_images.bench.report import Metric, Report, VariantResult
-from service_images.build import BuildOptions, build_image, git
+from service_images.build import BuildOptions, build_image
 from service_images.buildcache import CACHE_ID_PREFIX, BuildCache
 from service_images.errors import BudgetExceeded, DiskShort, ToolError
 from service_images.variants import (
@@ -240,10 +240,9 @@ def measure_reproducibility(
         digests = ", ".join(f"{p} {d[:19]}" for p, d in builds.digests.items())
         step.result = builds.difference or f"the same: {digests}"
     seconds = " s and ".join(f"{s:.0f}" for s in builds.seconds)
-    commit = git("rev-parse", "--short", "HEAD")
     notes.append(
-        f"reproducible: commit {commit}, built cold with `--reproducible` on two clean engines "
-        f"(containerd store; {seconds} s), "
+        f"reproducible: commit {builds.revision[:7]}, built cold with `--reproducible` on two "
+        f"clean engines (containerd store; {seconds} s), "
         + (f"differs: {builds.difference}" if builds.difference else f"the same: {digests}.")
     )
     return {
