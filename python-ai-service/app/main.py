@@ -1,8 +1,9 @@
 """Builds the FastAPI application; ``uvicorn app.main:app`` serves the module-level ``app``.
 
 Nothing heavy is imported here: pandas, ta and scikit-learn load with the first request that needs
-them (or the background warm-up), torch and tensorflow with the first forecast on them. This is
-also where the parts are chosen: the history store follows ``MONGODB_URL``.
+them (or the background warm-up, which the first answered request starts), torch and tensorflow
+with the first forecast on them. This is also where the parts are chosen: the history store
+follows ``MONGODB_URL``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING
 
 from anyio import CapacityLimiter
@@ -27,7 +29,7 @@ from app.core.config import Settings
 from app.core.config import settings as env_settings
 from app.core.logging import configure_logging
 from app.core.memory import exempt_from_gc
-from app.core.middleware import BodySizeLimitMiddleware, HeadAsGetMiddleware
+from app.core.middleware import AfterFirstResponse, BodySizeLimitMiddleware, HeadAsGetMiddleware
 from app.core.ratelimit import ForwardedForMiddleware, make_limiter
 from app.ml.signal_model import get_signal_model
 from app.services.history import HistoryRecorder, HistoryStore, MemoryHistory
@@ -57,6 +59,18 @@ def _warm_up(seed: int) -> None:
     except Exception:  # best effort: the first /signal trains it again and reports the error
         logger.opt(exception=True).error("signal model warm-up failed")
     exempt_from_gc()  # pandas, scikit-learn and the model are here to stay
+
+
+def _start_warm_up(seed: int) -> None:
+    """Train the signal model off the event loop, so the first /signal usually finds it ready.
+
+    A daemon thread: a SIGTERM during start-up must not wait for a best-effort warm-up (asyncio's
+    executor threads are joined at exit, which held a stop for the whole training on a busy
+    machine).
+    """
+    threading.Thread(
+        target=_warm_up, args=(seed,), name="signal-model-warm-up", daemon=True
+    ).start()
 
 
 def create_app(
@@ -90,13 +104,6 @@ def create_app(
             store.kind,
         )
         state.recorder.start()
-        # Train the signal model off the event loop right after start-up, so /health answers at
-        # once and the first /signal usually finds the model ready. A daemon thread: a SIGTERM
-        # during start-up must not wait for a best-effort warm-up (asyncio's executor threads are
-        # joined at exit, which held a stop for the whole training on a busy machine).
-        threading.Thread(
-            target=_warm_up, args=(cfg.SIGNAL_SEED,), name="signal-model-warm-up", daemon=True
-        ).start()
         yield
         # Bounded by HISTORY_FLUSH_TIMEOUT_S, so SIGTERM never waits on a dead history store.
         await state.aclose()
@@ -128,6 +135,8 @@ def create_app(
     app.add_middleware(SlowAPIASGIMiddleware)
     app.add_middleware(ForwardedForMiddleware, trusted=cfg.TRUSTED_PROXIES)
     app.add_middleware(HeadAsGetMiddleware)
+    # After the first answer, not in the lifespan: that runs before the socket is bound.
+    app.add_middleware(AfterFirstResponse, start=partial(_start_warm_up, cfg.SIGNAL_SEED))
     app.add_exception_handler(
         RequestValidationError, make_validation_handler(cfg.VALIDATION_ERRORS_SHOWN)
     )

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
+from app import main
 from app.api import deps
 from app.api.deps import CPUWork
 
 from .conftest import ClientFactory
+from .helpers import make_settings
 
 
 def test_the_last_job_of_a_busy_spell_releases_the_free_heap(
@@ -85,10 +87,26 @@ def unfrozen() -> Iterator[None]:
     gc.unfreeze()
 
 
+def warm_up_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "signal-model-warm-up"]
+
+
 @pytest.mark.usefixtures("unfrozen")
 def test_the_warm_up_exempts_what_it_loaded_from_gc(client_factory: ClientFactory) -> None:
-    client_factory()  # the lifespan starts the warm-up thread
-    for thread in threading.enumerate():
-        if thread.name == "signal-model-warm-up":
-            thread.join(120)
+    client_factory().get("/health")  # the first answer starts the warm-up thread
+    for thread in warm_up_threads():
+        thread.join(120)
     assert gc.get_freeze_count() > 0
+
+
+def test_the_warm_up_starts_after_the_first_answer_only(
+    client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not in the lifespan, which runs before uvicorn binds: it would slow the first /health."""
+    started: list[int] = []
+    monkeypatch.setattr(main, "_start_warm_up", started.append)
+    client = client_factory(make_settings(SIGNAL_SEED=7))  # the lifespan has run
+    assert started == []
+    assert client.get("/health").status_code == 200
+    assert client.get("/health").status_code == 200
+    assert started == [7]
