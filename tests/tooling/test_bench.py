@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from service_images import debian_tools, lockfile, locks
-from service_images.bench import context, machine, memory, report
+from service_images.bench import context, images, machine, memory, report
 from service_images.bench import run as bench_run
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
 from service_images.errors import DiskShort, MissingFile
@@ -99,6 +99,15 @@ def test_ratio_is_ours_over_before() -> None:
 @pytest.mark.parametrize(("before", "ours"), [(None, 1.0), (1.0, None), (0.0, 1.0), (None, None)])
 def test_ratio_is_missing_when_it_cannot_be_taken(before: float | None, ours: float | None) -> None:
     assert Metric("x", before, ours).ratio is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "median"), [([0.7, 0.6, 0.9], 0.7), ([0.5, 0.75], 0.625), ([0.7, None, 0.6], None)]
+)
+def test_a_start_figure_is_the_median_and_missing_if_any_start_failed(
+    seconds: list[float | None], median: float | None
+) -> None:
+    assert images.median(seconds) == median
 
 
 def test_budgets_within_limits_pass() -> None:
