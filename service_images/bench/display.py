@@ -24,6 +24,8 @@ class Display:
             console=console,
             disable=not self.live,
         )
+        self.current = ""
+        """The step under way (or the last one), for what samples the run."""
 
     def __enter__(self) -> Display:
         self.progress.start()
@@ -36,6 +38,7 @@ class Display:
     def step(self, description: str) -> Iterator[Step]:
         task = self.progress.add_task(description, total=1)
         step = Step(self, task, description)
+        self.current = description
         started = time.monotonic()
         try:
             yield step

@@ -37,6 +37,7 @@ from rich.console import Console
 
 from service_images import contract, engine, project, registry, reproducible
 from service_images.bench import context, images, release, report
+from service_images.bench.disk import DiskWatch
 from service_images.bench.display import Display, Step
 from service_images.bench.machine import machine_facts, other_builds, tool_versions
 from service_images.bench.memory import PeakSampler, engine_is_local
@@ -500,11 +501,18 @@ def write_outputs(result: Report, output: Path, console: Console) -> list[Path]:
     return paths
 
 
+def engine_data_root(sdk: docker.DockerClient) -> Path | None:
+    """Where the engine keeps its data, if that is on this machine's disk."""
+    root = Path(sdk.info().get("DockerRootDir", ""))
+    local = engine_is_local(os.environ.get("DOCKER_HOST")) and root.is_absolute()
+    return root if local and root.is_dir() else None
+
+
 def check_free_disk(sdk: docker.DockerClient, variants: Iterable[Variant]) -> None:
     """Refuse, before an hour of builds, a run that would fill the engine's disk half-way."""
     variants = list(variants)
-    root = sdk.info().get("DockerRootDir", "")
-    if not engine_is_local(os.environ.get("DOCKER_HOST")) or not Path(root).is_dir():
+    root = engine_data_root(sdk)
+    if root is None:
         return  # an engine elsewhere: its disk is not this machine's
     need = sum(variant.bench_disk_gb for variant in variants)
     free = shutil.disk_usage(root).free / 1e9
@@ -524,6 +532,7 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
     sdk = engine.client()
     engine.ensure_base_image(sdk, options.base_image)
     check_free_disk(sdk, variants)
+    data_root = engine_data_root(sdk)
     cache = BuildCache()
     memory_enabled = engine_is_local(os.environ.get("DOCKER_HOST"))
     options.output.mkdir(parents=True, exist_ok=True)
@@ -539,6 +548,7 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
         tempfile.TemporaryDirectory(prefix=f"{project.NAME}-bench-") as tmp,
         log_path.open("w", encoding="utf-8") as log,
         Display(console) as display,
+        DiskWatch(data_root, current_step=lambda: display.current) as disk,
     ):
         before = {record.id for record in cache.records()}
         run = Run(options, sdk, display, Path(tmp), log, cache, memory_enabled, before)
@@ -557,6 +567,9 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
                 )
             else:
                 clean_up(run)
+    if (taken := disk.describe()) is not None:
+        run.notes.append(taken)
+        display.note(taken)
     if run.saw_other_build:
         run.notes.append(
             "another build ran on this machine during the bench; the bench waited "

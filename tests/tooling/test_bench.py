@@ -11,11 +11,12 @@ import dataclasses
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from service_images import debian_tools, lockfile, locks
-from service_images.bench import context, images, machine, memory, report
+from service_images.bench import context, disk, images, machine, memory, report
 from service_images.bench import run as bench_run
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
 from service_images.errors import DiskShort, MissingFile
@@ -486,6 +487,27 @@ def test_a_bench_the_disk_cannot_hold_is_refused_before_it_starts(
     bench_run.check_free_disk(FakeEngine(tmp_path), [too_big])  # not this machine's disk
 
 
+def test_the_disk_watch_names_the_most_the_run_took_and_its_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = iter([100 * 10**9, 90 * 10**9, 95 * 10**9])
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda root: SimpleNamespace(free=next(free)))
+    steps = iter(["cold build", "bump rebuild"])
+    with disk.DiskWatch(tmp_path, lambda: next(steps), interval=3600) as watch:
+        watch.sample()  # 90 GB free, during the cold build
+        watch.sample()  # 95 GB: not the least
+    assert watch.describe() == (
+        f"disk: the run took at most 10.0 GB of the 100.0 GB free at its start, on the file "
+        f"system of {tmp_path}, during “cold build”."
+    )
+
+
+def test_no_disk_is_watched_for_an_engine_elsewhere() -> None:
+    with disk.DiskWatch(None, lambda: "a step") as watch:
+        pass
+    assert watch.describe() is None
+
+
 class EmptyCache:
     def records(self) -> list[object]:
         return []
@@ -512,4 +534,6 @@ def test_a_variant_that_fails_keeps_the_figures_of_those_before_it(
         bench_run.run_bench(options)
     written = report.load(tmp_path / "reports" / "bench.json")
     assert [result.variant for result in written.variants] == ["ci"]
-    assert written.notes == ["incomplete: the full variant stopped (the disk filled up)."]
+    incomplete, taken = written.notes
+    assert incomplete == "incomplete: the full variant stopped (the disk filled up)."
+    assert taken.startswith("disk: the run took at most ")  # a failed run says it too
