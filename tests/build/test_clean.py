@@ -19,7 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from service_images import buildcache, engine, ledger, private_engine
+from service_images import buildcache, engine, housekeeping, ledger, private_engine
 from service_images.private_engine import PrivateEngine
 from service_images.variants import DEFAULT_BASE_IMAGE, PROJECT_LABEL, ROOT, VARIANTS
 
@@ -74,12 +74,15 @@ class State:
     mounts: set[str]
     """Cache mount ids."""
     foreign_steps: set[str]
+    ours: set[str]
+    """Ids of the records of the project's Dockerfiles (mutable ones included)."""
 
 
 def state(on: PrivateEngine) -> State:
     with on.activated():
         sdk = engine.client()
-        records = buildcache.BuildCache().records()
+        cache = buildcache.BuildCache()
+        records = cache.records()
         return State(
             tags={tag for image in sdk.images.list() for tag in image.tags},
             containers={
@@ -88,6 +91,7 @@ def state(on: PrivateEngine) -> State:
             },
             mounts={record.mount_id for record in records if record.mount_id},
             foreign_steps={r.description for r in records if "another build step" in r.description},
+            ours={r.id for r in cache.ours(housekeeping.project_dockerfiles(), records)},
         )
 
 
@@ -102,6 +106,7 @@ def test_clean_leaves_what_is_not_ours(machine: PrivateEngine) -> None:
     assert after.containers == {("another-checkout", "running"), (mine, "running")}
     assert after.mounts == {"someone-else"}, "the foreign cache mount went, or ours stayed"
     assert after.foreign_steps, "another build's step record went"
+    assert after.ours == set(), "records of ours stayed (a step's mutable record, say)"
     with machine.activated():
         kept = engine.client().images.get("mine:kept")
         assert kept.labels.get("io.python-ai-service.variant") == "ci", "the user's tag was moved"
