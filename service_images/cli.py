@@ -13,7 +13,6 @@ SERVICE_IMAGES_DEBUG=1.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import signal
@@ -23,7 +22,7 @@ from types import FrameType
 
 import docker.errors
 
-from service_images.errors import DiskShort, EngineError, Interrupted, ToolError
+from service_images.errors import EngineError, Interrupted, ToolError, disk_filled
 
 DEBUG_VARIABLE = "SERVICE_IMAGES_DEBUG"
 NOISY_LOGGERS = ("docker", "urllib3", "httpx", "httpcore", "paramiko", "matplotlib", "PIL")
@@ -46,12 +45,9 @@ def user_errors() -> Iterator[None]:
             # What the command started (containers, private engines) was removed on the way out.
             raise Interrupted("interrupted.") from None
         except OSError as error:
-            if error.errno != errno.ENOSPC:
+            if (full := disk_filled(error)) is None:
                 raise
-            raise DiskShort(
-                f"the disk filled up ({error.filename or error.strerror}): free some "
-                "(`docker system df`, `invoke clean`), then run it again."
-            ) from error
+            raise full from error
     except ToolError as error:
         if debugging():
             raise

@@ -7,6 +7,7 @@ README.md's exit-code table is rendered from `EXIT_CODES`; a test keeps them equ
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
 
@@ -179,6 +180,16 @@ class DiskShort(ToolError):
     meaning = (
         "too little free disk: before the work (what it needs and what is free are shown), "
         "or the disk filled up during it"
+    )
+
+
+def disk_filled(error: OSError) -> DiskShort | None:
+    """The one-line error for a write that found the disk full; None for any other OSError."""
+    if error.errno != errno.ENOSPC:
+        return None
+    return DiskShort(
+        f"the disk filled up ({error.filename or error.strerror}): free some "
+        "(`docker system df`, `invoke clean`), then run it again."
     )
 
 

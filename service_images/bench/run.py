@@ -44,7 +44,7 @@ from service_images.bench.memory import PeakSampler, engine_is_local
 from service_images.bench.report import Metric, Report, VariantResult
 from service_images.build import BuildOptions, build_image
 from service_images.buildcache import CACHE_ID_PREFIX, BuildCache
-from service_images.errors import BudgetExceeded, DiskShort, ToolError
+from service_images.errors import BudgetExceeded, DiskShort, ToolError, disk_filled
 from service_images.variants import (
     DEFAULT_BASE_IMAGE,
     IMAGE_NAME,
@@ -555,8 +555,11 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
         try:
             for variant in variants:
                 results.append(bench_variant(run, variant))
-        except (ToolError, KeyboardInterrupt) as error:
+        except (ToolError, KeyboardInterrupt, OSError) as raised:
             # The variants measured before it keep their figures: an hour of builds is not lost.
+            error = disk_filled(raised) if isinstance(raised, OSError) else raised
+            if error is None:
+                raise
             stopped = error
             why = error.message if isinstance(error, ToolError) else "interrupted"
             run.notes.append(f"incomplete: the {variant.name} variant stopped ({why}).")
