@@ -8,15 +8,16 @@ a failed one and an interrupted one alike say how much they took and during what
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from service_images.bench.sampling import Sampling
 
 SAMPLE_INTERVAL_S = 1.0
 GB = 1e9
 
 
-class DiskWatch:
+class DiskWatch(Sampling):
     """Samples the free space under ``root`` in a thread while the ``with`` block runs; keeps
     the least, and what ``current_step()`` said then. No root (an engine elsewhere): no samples."""
 
@@ -26,37 +27,23 @@ class DiskWatch:
         current_step: Callable[[], str],
         interval: float = SAMPLE_INTERVAL_S,
     ) -> None:
-        self.root, self.current_step, self.interval = root, current_step, interval
+        super().__init__("bench-disk", interval, enabled=root is not None)
+        self.root, self.current_step = root, current_step
         self.at_start: int | None = None
         self.least: int | None = None
         self.step = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-disk", daemon=True)
-
-    def __enter__(self) -> DiskWatch:
-        if self.root is not None:
-            self.at_start = self.least = shutil.disk_usage(self.root).free
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def sample(self) -> None:
         assert self.root is not None
         free = shutil.disk_usage(self.root).free
-        if self.least is None or free < self.least:
+        if self.at_start is None or self.least is None:  # the reading on entry, before any step
+            self.at_start = self.least = free
+        elif free < self.least:
             self.least, self.step = free, self.current_step()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
 
     def describe(self) -> str | None:
         """What the run took at most, and when; None if nothing was watched."""
-        if self.root is None or self.at_start is None or self.least is None:
+        if self.at_start is None or self.least is None:
             return None
         taken = (self.at_start - self.least) / GB
         during = f", during “{self.step}”" if self.step else ""

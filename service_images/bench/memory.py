@@ -8,10 +8,11 @@ memory.stat of BuildKit's cgroup, sampled in a thread while the build runs.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from service_images.bench.sampling import Sampling
 
 MB = 1_000_000
 SAMPLE_INTERVAL_S = 0.2
@@ -95,7 +96,7 @@ def engine_is_local(docker_host: str | None) -> bool:
     return not docker_host or docker_host.startswith("unix://")
 
 
-class PeakSampler:
+class PeakSampler(Sampling):
     """Samples build memory in a thread while the `with` block runs; keeps the peak."""
 
     def __init__(
@@ -105,35 +106,17 @@ class PeakSampler:
         interval: float = SAMPLE_INTERVAL_S,
         enabled: bool = True,
     ) -> None:
+        super().__init__("build-memory", interval, enabled)
         self.root = root
         self.candidates = tuple(candidates) if candidates is not None else memory_candidates(root)
-        self.interval = interval
-        self.enabled = enabled
         self.peak: int | None = None
         self.source: MemoryCandidate | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="build-memory", daemon=True)
 
-    def __enter__(self) -> PeakSampler:
-        if self.enabled:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self._stop.set()
-            self._thread.join()
-
-    def _sample(self) -> None:
+    def sample(self) -> None:
         reading = read_build_memory(self.root, self.candidates)
         if reading is not None:
             value, self.source = reading
             self.peak = value if self.peak is None else max(self.peak, value)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.interval)
 
     @property
     def peak_mb(self) -> float | None:

@@ -508,10 +508,9 @@ def engine_data_root(sdk: docker.DockerClient) -> Path | None:
     return root if local and root.is_dir() else None
 
 
-def check_free_disk(sdk: docker.DockerClient, variants: Iterable[Variant]) -> None:
+def check_free_disk(root: Path | None, variants: Iterable[Variant]) -> None:
     """Refuse, before an hour of builds, a run that would fill the engine's disk half-way."""
     variants = list(variants)
-    root = engine_data_root(sdk)
     if root is None:
         return  # an engine elsewhere: its disk is not this machine's
     need = sum(variant.bench_disk_gb for variant in variants)
@@ -531,8 +530,8 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
     variants = [get_variant(name) for name in options.variants]
     sdk = engine.client()
     engine.ensure_base_image(sdk, options.base_image)
-    check_free_disk(sdk, variants)
     data_root = engine_data_root(sdk)
+    check_free_disk(data_root, variants)
     cache = BuildCache()
     memory_enabled = engine_is_local(os.environ.get("DOCKER_HOST"))
     options.output.mkdir(parents=True, exist_ok=True)

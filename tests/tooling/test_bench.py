@@ -326,7 +326,7 @@ def test_sampler_keeps_the_peak(tmp_path: Path) -> None:
     sampler = memory.PeakSampler(root, enabled=False)
     for rss in (100 * memory.MB, 700 * memory.MB, 300 * memory.MB):
         stat.write_text(f"rss 0\ntotal_cache 999999999999\ntotal_rss {rss}\n")
-        sampler._sample()
+        sampler.sample()
     assert sampler.peak_mb == pytest.approx(700)
 
 
@@ -477,15 +477,18 @@ class FakeEngine:
 def test_a_bench_the_disk_cannot_hold_is_refused_before_it_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def data_root() -> Path | None:
+        return bench_run.engine_data_root(FakeEngine(tmp_path))
+
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     free_gb = shutil.disk_usage(tmp_path).free / 1e9
     fits = dataclasses.replace(VARIANTS["ci"], bench_disk_gb=int(free_gb) - 1)
-    bench_run.check_free_disk(FakeEngine(tmp_path), [fits])
+    bench_run.check_free_disk(data_root(), [fits])
     too_big = dataclasses.replace(fits, bench_disk_gb=int(free_gb) + 1000)
     with pytest.raises(DiskShort, match=rf"needs about \d+ GB free .*\({tmp_path}\), and \d+ GB"):
-        bench_run.check_free_disk(FakeEngine(tmp_path), [too_big])
+        bench_run.check_free_disk(data_root(), [too_big])
     monkeypatch.setenv("DOCKER_HOST", "tcp://builder.example:2376")
-    bench_run.check_free_disk(FakeEngine(tmp_path), [too_big])  # not this machine's disk
+    bench_run.check_free_disk(data_root(), [too_big])  # not this machine's disk
 
 
 def test_the_disk_watch_names_the_most_the_run_took_and_its_step(
