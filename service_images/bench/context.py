@@ -52,9 +52,9 @@ def change_service_code(context: Path) -> None:
             handle.write(f"\n# bench: a code-only change at {time.time_ns()}\n")
 
 
-def bump_light_dependency(context: Path, bump: Bump = LIGHT_BUMP) -> str:
-    """Move `bump.package` to `bump.to` in both copies, then lock ours with `invoke lock`'s
-    function, every other pin kept; what changed, for the report."""
+def bump_light_dependency(context: Path, bump: Bump = LIGHT_BUMP, *, lock: bool = True) -> str:
+    """Move `bump.package` to `bump.to` in both copies, then (`lock`) lock ours with `invoke
+    lock`'s function, every other pin kept; what changed, for the report."""
     pin = re.compile(rf"^{re.escape(bump.package)}==\S+", re.MULTILINE)
     old = ""
     for variant in VARIANTS.values():
@@ -70,5 +70,6 @@ def bump_light_dependency(context: Path, bump: Bump = LIGHT_BUMP) -> str:
         raise RequirementsProblem(
             f"{old} is already pinned: bump {bump.package} to another release."
         )
-    locks.lock_all(context, upgrade_packages=(bump.package,))
+    if lock:
+        locks.lock_all(context, upgrade_packages=(bump.package,))
     return f"{old} -> {bump.package}=={bump.to}"

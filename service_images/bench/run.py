@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,7 +94,7 @@ class Run:
     sdk: docker.DockerClient
     display: Display
     workdir: Path
-    """A temporary directory: each variant's build context is copied into it."""
+    """A temporary directory: each variant's build context is copied into it, once per role."""
     log: IO[str]
     cache: BuildCache
     memory_enabled: bool
@@ -107,7 +107,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     saw_other_build: bool = False
     context: Path = Path()
-    """The build context of the variant being measured (a copy in `workdir`)."""
+    """The build context of the role being built (a copy in `workdir`); ours, once both built."""
 
     def wait_for_other_builds(self, step: Step) -> None:
         """Timings and build memory are only meaningful when no one else is building."""
@@ -197,8 +197,6 @@ def run_contract_suite(
 
 
 def bench_variant(run: Run, variant: Variant) -> VariantResult:
-    # A copy of its own: the changes timed below must not carry over to the next variant.
-    run.context = context.copy_context(run.workdir / variant.name)
     tags = bench_tags(variant)
     notes: list[str] = []
     metrics: dict[str, Metric] = {}
@@ -252,71 +250,98 @@ def measure_reproducibility(
     }
 
 
+@dataclass(frozen=True)
+class Series:
+    """One role's builds: cold, then rebuilt after a code change and after a bump."""
+
+    seconds: dict[str, float]
+    """"cold", "rebuild", "bump" -> the build's seconds."""
+    cold: PeakSampler
+    size: images.Sizes
+    """The cold build's image."""
+    bump_mb: float
+    """What the bump's rebuild added to it."""
+
+
+def measure_series(run: Run, variant: Variant, tags: dict[str, str], role: str) -> Series:
+    """Build `role` cold, after a code change and after a bump, in a context copy of its own;
+    then remove the rebuilt images and the cache no image needs, before the other role builds.
+
+    One role at a time: the pre-project bump installs the full venv a second time, and with both
+    roles' builds on the disk at once, 74 GB did not hold a full bench on the containerd store.
+    """
+    display, label = run.display, variant.name
+    run.context = context.copy_context(run.workdir / variant.name / role)
+    before = role == "before"
+    names = {"cold": role, "rebuild": f"{role}_rebuild", "bump": f"{role}_bump"}
+    whose = "the pre-project" if before else "our"
+    seconds: dict[str, float] = {}
+    samplers: dict[str, PeakSampler] = {}
+
+    def build(change: str, description: str) -> None:
+        cold = change == "cold"
+        if cold:
+            with display.step(f"{label}: prune the project's cache mounts") as step:
+                run.prune_cache_mounts(step)
+        with display.step(f"{label}: {whose} {description}") as step:
+            tag = tags[names[change]]
+            seconds[change], samplers[change] = run.build(
+                variant, step, tag=tag, before=before, cold=cold
+            )
+            step.result = f"{seconds[change]:.1f} s"
+
+    build("cold", "cold build")
+    context.change_service_code(run.context)
+    build("rebuild", "rebuild after a service-code change")
+    with display.step(f"{label}: bump a light dependency in {whose} copy") as step:
+        step.result = context.bump_light_dependency(run.context, lock=not before)
+    run.note_once(
+        f"light-dependency bump: {step.result}, in the requirement files, then `invoke lock` "
+        "(ours; the pre-project files have no lock)."
+    )
+    build("bump", "rebuild after the bump")
+    with display.step(f"{label}: bytes {whose} bump's rebuild added") as step:
+        size = images.sizes(run.sdk, tags[role])
+        bump_mb = images.sizes(run.sdk, tags[names["bump"]]).added_to(size)
+        step.result = f"{report.format_value(bump_mb, 'MB')} of {size.total_mb:,.0f} MB"
+    if not run.options.keep:
+        # The full variant's images, rebuilds and tier stages side by side fill a disk.
+        with display.step(f"{label}: remove {whose} rebuilds and their cache") as step:
+            removed = remove_images(run, [tags[names[change]] for change in CHANGES])
+            pruned = prune_added_cache(run)
+            step.result = f"{removed} rebuilt images, " + (
+                f"{pruned[0]} cache records ({pruned[1]} back images still needed)"
+                if pruned
+                else "build cache left (another build running)"
+            )
+    return Series(seconds, samplers["cold"], size, bump_mb)
+
+
 def measure_builds(
     run: Run, variant: Variant, tags: dict[str, str], notes: list[str]
 ) -> dict[str, Metric]:
     """Cold builds, rebuilds after a code change and after a bump: times, memory, sizes."""
-    display, label = run.display, variant.name
-    builds: dict[str, tuple[float, PeakSampler]] = {}
-
-    def build(role: str, description: str, *, cold: bool) -> None:
-        if cold:
-            with display.step(f"{label}: prune the project's cache mounts") as step:
-                run.prune_cache_mounts(step)
-        with display.step(f"{label}: {description}") as step:
-            before = role.startswith("before")
-            builds[role] = run.build(variant, step, tag=tags[role], before=before, cold=cold)
-            step.result = f"{builds[role][0]:.1f} s"
-
-    build("before", "cold build of the pre-project Dockerfile", cold=True)
-    build("ours", "cold build of ours", cold=True)
-    notes.append(builds["ours"][1].describe())
-    context.change_service_code(run.context)
-    build("ours_rebuild", "our rebuild after a service-code change", cold=False)
-    build("before_rebuild", "the pre-project rebuild after the same change", cold=False)
-    with display.step(f"{label}: bump a light dependency") as step:
-        step.result = context.bump_light_dependency(run.context)
-    notes.append(
-        f"light-dependency bump: {step.result}, in the requirement files, then `invoke lock`."
-    )
-    build("ours_bump", "our rebuild after the bump", cold=False)
-    build("before_bump", "the pre-project rebuild after the bump", cold=False)
-    with display.step(f"{label}: bytes the bump's rebuilds added") as step:
-        size = {role: images.sizes(run.sdk, tags[role]) for role in ROLES}
-        # The layers a rebuild has that the image it replaces has not.
-        bump_mb = {
-            role: images.sizes(run.sdk, tags[f"{role}_bump"]).added_to(size[role]) for role in ROLES
-        }
-        step.result = ", ".join(
-            f"{role} {report.format_value(bump_mb[role], 'MB')} of {size[role].total_mb:,.0f} MB"
-            for role in ROLES
-        )
-    if not run.options.keep:
-        # `docker save` below stages a whole image on the engine's disk: the full variant's
-        # images, rebuilds and tier stages side by side would not leave room for it.
-        with display.step(f"{label}: free the engine's disk for the reads below") as step:
-            rebuilds = [tags[f"{role}_{change}"] for role in ROLES for change in CHANGES]
-            removed, pruned = remove_images(run, rebuilds), prune_added_cache(run)
-            step.result = f"{removed} rebuilt images, " + (
-                f"{pruned[0]} cache records ({pruned[1]} back the images read below)"
-                if pruned
-                else "build cache left (another build running)"
-            )
+    series = {role: measure_series(run, variant, tags, role) for role in ROLES}
+    notes.append(series["ours"].cold.describe())
     base_mb = images.sizes(run.sdk, run.options.base_image).total_mb
     notes.append(
         f"base image {run.options.base_image}: {base_mb:,.0f} MB; sizes are the layers' "
         "uncompressed bytes (from `docker save`, the same on both image stores) unless marked "
         "compressed, in MB of 10^6 bytes."
     )
+
+    def each(figure: Callable[[Series], float | None]) -> dict[str, float | None]:
+        return {role: figure(series[role]) for role in ROLES}
+
     return {
-        "cold_build_s": pair("cold_build_s", {role: builds[role][0] for role in ROLES}),
-        "rebuild_s": pair("rebuild_s", {r: builds[f"{r}_rebuild"][0] for r in ROLES}),
-        "bump_rebuild_s": pair("bump_rebuild_s", {r: builds[f"{r}_bump"][0] for r in ROLES}),
-        "bump_new_mb": pair("bump_new_mb", bump_mb),
-        "peak_build_rss_mb": pair("peak_build_rss_mb", {r: builds[r][1].peak_mb for r in ROLES}),
-        "image_mb": pair("image_mb", {role: size[role].total_mb for role in ROLES}),
-        "over_base_mb": pair("over_base_mb", {r: size[r].total_mb - base_mb for r in ROLES}),
-        "compressed_mb": pair("compressed_mb", {r: size[r].compressed_mb for r in ROLES}),
+        "cold_build_s": pair("cold_build_s", each(lambda s: s.seconds["cold"])),
+        "rebuild_s": pair("rebuild_s", each(lambda s: s.seconds["rebuild"])),
+        "bump_rebuild_s": pair("bump_rebuild_s", each(lambda s: s.seconds["bump"])),
+        "bump_new_mb": pair("bump_new_mb", each(lambda s: s.bump_mb)),
+        "peak_build_rss_mb": pair("peak_build_rss_mb", each(lambda s: s.cold.peak_mb)),
+        "image_mb": pair("image_mb", each(lambda s: s.size.total_mb)),
+        "over_base_mb": pair("over_base_mb", each(lambda s: s.size.total_mb - base_mb)),
+        "compressed_mb": pair("compressed_mb", each(lambda s: s.size.compressed_mb)),
     }
 
 
@@ -375,36 +400,41 @@ def measure_release(
     """Both images pushed, pulled on a clean engine and started; ours from a registry cache."""
     display, label = run.display, variant.name
     releases: dict[str, release.Release] = {}
-    with registry.serve() as address:
-        for role in ROLES:
-            with display.step(f"{label}: push the {role} image, pull it on a clean engine") as step:
-                tag = f"bench-{variant.name}-{role}"
-                releases[role] = shipped = release.push_pull_start(
-                    variant, tags[role], address, tag, run.log
-                )
-                if shipped.problem:
-                    notes.append(
-                        f"start of the {role} image on the clean engine: {shipped.problem}"
-                    )
-                step.result = (
-                    f"push {shipped.push_s:.1f} s ({shipped.pushed_mb:,.0f} MB), pull "
-                    f"{shipped.pull_s:.1f} s, /health {report.format_value(shipped.health_s, 's')}"
-                )
-        # The classic store's docker driver exports no build cache: nothing to measure there.
-        cached = None
-        if engine.containerd_store(run.sdk):
-            with display.step(
-                f"{label}: build ours on a clean engine from a registry cache"
-            ) as step:
-                tag = f"{tags['ours']}-cache"
-                options = run.build_options(variant, tag=tag, before=False, cold=False)
-                run.wait_for_other_builds(step)
-                cached = release.build_from_registry_cache(variant, options, address, run.log)
-                run.created[tag] = str(run.sdk.images.get(tag).id)
-                step.result = (
-                    f"export {cached.export_s:.1f} s, clean engine {cached.build_s:.1f} s "
-                    f"({cached.pulled_mb:,.0f} MB pulled)"
-                )
+    # A registry per push, and the pre-project image gone once shipped: the full variant's
+    # copies in registries, clean engines and the store would not fit on one disk at once.
+    for role in ROLES:
+        with (
+            display.step(f"{label}: push the {role} image, pull it on a clean engine") as step,
+            registry.serve() as address,
+        ):
+            tag = f"bench-{variant.name}-{role}"
+            releases[role] = shipped = release.push_pull_start(
+                variant, tags[role], address, tag, run.log
+            )
+            if shipped.problem:
+                notes.append(f"start of the {role} image on the clean engine: {shipped.problem}")
+            step.result = (
+                f"push {shipped.push_s:.1f} s ({shipped.pushed_mb:,.0f} MB), pull "
+                f"{shipped.pull_s:.1f} s, /health {report.format_value(shipped.health_s, 's')}"
+            )
+        if role == "before" and not run.options.keep:
+            remove_images(run, [tags[role]])
+    # The classic store's docker driver exports no build cache: nothing to measure there.
+    cached = None
+    if engine.containerd_store(run.sdk):
+        with (
+            display.step(f"{label}: build ours on a clean engine from a registry cache") as step,
+            registry.serve() as address,
+        ):
+            tag = f"{tags['ours']}-cache"
+            options = run.build_options(variant, tag=tag, before=False, cold=False)
+            run.wait_for_other_builds(step)
+            cached = release.build_from_registry_cache(variant, options, address, run.log)
+            run.created[tag] = str(run.sdk.images.get(tag).id)
+            step.result = (
+                f"export {cached.export_s:.1f} s, clean engine {cached.build_s:.1f} s "
+                f"({cached.pulled_mb:,.0f} MB pulled)"
+            )
     notes.append(
         "registry cache: our engine builds the bench's last change again with `--cache-to "
         "type=registry,...,mode=max` (the time is that build's and its cache's export), then a "

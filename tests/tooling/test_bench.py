@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import io
 import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from rich.console import Console
 
 from service_images import debian_tools, lockfile, locks
 from service_images.bench import context, disk, images, machine, memory, report
 from service_images.bench import run as bench_run
+from service_images.bench.display import Display
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
 from service_images.errors import DiskShort, MissingFile
 from service_images.requirements import check
@@ -464,6 +467,58 @@ def test_budget_check_description_for_absolute_limit() -> None:
     assert check.describe("ci") == (
         "ci rebuild after a service-code change 4.50 s > 3.00 s (rebuild_s)"
     )
+
+
+def test_each_role_builds_its_series_then_frees_it_before_the_other_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full variant's two series at once did not fit on a 74 GB disk: the pre-project
+    rebuilds and their cache go before ours is built."""
+    events: list[tuple[str, ...]] = []
+    locked: list[bool] = []
+
+    def bump(copy: Path, *, lock: bool) -> str:
+        locked.append(lock)
+        return "loguru==0.7.0 -> loguru==0.7.2"
+
+    def build(variant: object, step: object, *, tag: str, **options: bool) -> tuple[float, object]:
+        events.append(("build", tag.rsplit(":", 1)[1]))
+        return 1.0, memory.PeakSampler(enabled=False)
+
+    def remove(run: object, tags: list[str]) -> int:
+        events.append(("remove", *(tag.rsplit(":", 1)[1] for tag in tags)))
+        return len(tags)
+
+    layers = images.Sizes({"sha256:a": 100.0}, 40.0)
+    monkeypatch.setattr(context, "copy_context", lambda destination: destination)
+    monkeypatch.setattr(context, "change_service_code", lambda copy: None)
+    monkeypatch.setattr(context, "bump_light_dependency", bump)
+    monkeypatch.setattr(images, "sizes", lambda sdk, tag: layers)
+    monkeypatch.setattr(bench_run, "remove_images", remove)
+    monkeypatch.setattr(bench_run, "prune_added_cache", lambda run: events.append(("prune",)))
+    options = bench_run.BenchOptions(("ci",), output=tmp_path)
+    with Display(Console(file=io.StringIO())) as display:
+        run = bench_run.Run(options, None, display, tmp_path, io.StringIO(), None, False, set())
+        monkeypatch.setattr(run, "build", build)
+        monkeypatch.setattr(run, "prune_cache_mounts", lambda step: None)
+        figures = bench_run.measure_builds(
+            run, VARIANTS["ci"], bench_run.bench_tags(VARIANTS["ci"]), []
+        )
+    expected = [
+        event
+        for role in ("-before", "")  # the tags: NAME:bench-ci-before, NAME:bench-ci
+        for event in (
+            ("build", f"bench-ci{role}"),
+            ("build", f"bench-ci{role}-rebuild"),
+            ("build", f"bench-ci{role}-bump"),
+            ("remove", f"bench-ci{role}-rebuild", f"bench-ci{role}-bump"),
+            ("prune",),
+        )
+    ]
+    assert events == expected
+    assert locked == [False, True]  # `invoke lock` runs in our copy only
+    assert figures["cold_build_s"] == Metric("cold_build_s", 1.0, 1.0)
+    assert run.context == tmp_path / "ci" / "ours"  # the registry cache builds ours after
 
 
 class FakeEngine:
