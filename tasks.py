@@ -166,7 +166,7 @@ def lock(c: Context, upgrade: bool = False, upgrade_package: list[str] | None = 
 
 @task(
     help={
-        "variant": "Which image to measure: ci, full or all (default all; full wants ~60 GB free "
+        "variant": "Which image to measure: ci, full or all (default all; full wants ~70 GB free "
         "and a long time).",
         "keep": "Keep the bench's images and build cache (default: remove what it created).",
         "output": "Where bench.json, bench.md, bench.png and the build log go (default reports).",

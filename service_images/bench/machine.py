@@ -61,6 +61,7 @@ def machine_facts(sdk: docker.DockerClient) -> dict[str, Any]:
         "buildx": engine.cli_word("buildx", "version", index=1) or "none",
         "cgroup_version": info.get("CgroupVersion"),
         "storage_driver": info.get("Driver"),
+        "image_store": "containerd" if engine.containerd_store(sdk) else "classic",
     }
 
 

@@ -338,6 +338,7 @@ def describe_machine(machine: Mapping[str, Any]) -> str:
         f"{memory:.0f} GiB RAM" if isinstance(memory, (int, float)) else "? GiB RAM",
         f"{machine.get('os', 'Linux')} (kernel {machine.get('kernel', '?')})",
         f"Docker Engine {machine.get('docker_server', '?')}",
+        f"{machine.get('image_store', '?')} image store ({machine.get('storage_driver', '?')})",
         f"buildx {machine.get('buildx', '?')}",
         f"cgroup v{machine.get('cgroup_version', '?')}",
     ]
