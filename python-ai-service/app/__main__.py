@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -85,9 +84,6 @@ class Server(uvicorn.Server):
 
 
 def main() -> None:
-    # Computations run in worker threads, and by default one keeps the GIL for 5 ms before the
-    # event loop may take it; /health then waits behind every switch. 1 ms keeps probes prompt.
-    sys.setswitchinterval(0.001)
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     parser.add_argument("--host", default=settings.HOST, help="address to bind (HOST)")
     parser.add_argument("--port", type=int, default=settings.PORT, help="port to bind (PORT)")

@@ -1,20 +1,17 @@
 """Builds the FastAPI application; ``uvicorn app.main:app`` serves the module-level ``app``.
 
-Nothing heavy is imported here: pandas, ta and scikit-learn load with the first request that needs
-them (or the background warm-up, which the first answered request starts), torch and tensorflow
-with the first forecast on them. This is also where the parts are chosen: the history store
-follows ``MONGODB_URL``.
+Nothing heavy is imported here, nor ever in this process: pandas, ta and scikit-learn load in the
+worker processes (app.core.workers), which the first answered request starts, torch and
+tensorflow in a worker with the first forecast on them. This is also where the parts are chosen:
+the history store follows ``MONGODB_URL``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
@@ -25,13 +22,13 @@ from app.api.deps import ServiceState
 from app.api.errors import SafeJSONResponse, make_validation_handler, rate_limited, unhandled
 from app.api.main import api_router
 from app.api.routes import health
+from app.api.work import BODY_SCHEMAS, RefusedError, refused_response
 from app.core.config import Settings
 from app.core.config import settings as env_settings
 from app.core.logging import configure_logging
-from app.core.memory import exempt_from_gc
 from app.core.middleware import AfterFirstResponse, BodySizeLimitMiddleware, HeadAsGetMiddleware
 from app.core.ratelimit import ForwardedForMiddleware, make_limiter
-from app.ml.signal_model import get_signal_model
+from app.core.workers import Workers
 from app.services.history import HistoryRecorder, HistoryStore, MemoryHistory
 
 if TYPE_CHECKING:
@@ -53,33 +50,15 @@ def create_history_store(settings: Settings) -> HistoryStore:
     )
 
 
-def _warm_up(seed: int) -> None:
-    try:
-        get_signal_model(seed)
-    except Exception:  # best effort: the first /signal trains it again and reports the error
-        logger.opt(exception=True).error("signal model warm-up failed")
-    exempt_from_gc()  # pandas, scikit-learn and the model are here to stay
-
-
-def _start_warm_up(seed: int) -> None:
-    """Train the signal model off the event loop, so the first /signal usually finds it ready.
-
-    A daemon thread: a SIGTERM during start-up must not wait for a best-effort warm-up (asyncio's
-    executor threads are joined at exit, which held a stop for the whole training on a busy
-    machine).
-    """
-    threading.Thread(
-        target=_warm_up, args=(seed,), name="signal-model-warm-up", daemon=True
-    ).start()
-
-
 def create_app(
     settings: Settings | None = None,
     *,
     history: HistoryStore | None = None,
+    workers: Workers | None = None,
     openai_http_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
-    """Build the service; ``history`` and ``openai_http_client`` let tests supply their own."""
+    """Build the service; ``history``, ``workers`` and ``openai_http_client`` let tests supply
+    their own (workers given are not stopped with the app)."""
     cfg = env_settings if settings is None else settings
     # Here rather than in the lifespan: uvicorn imports the app before it logs its first line.
     configure_logging(cfg)
@@ -90,8 +69,7 @@ def create_app(
         recorder=HistoryRecorder(
             store, queue_size=cfg.HISTORY_QUEUE_SIZE, flush_timeout_s=cfg.HISTORY_FLUSH_TIMEOUT_S
         ),
-        cpu=CapacityLimiter(cfg.CPU_WORKERS),
-        parsed_bodies=CapacityLimiter(cfg.CPU_WORKERS),
+        workers=Workers(cfg.CPU_WORKERS, cfg.SIGNAL_SEED) if workers is None else workers,
         openai_http_client=openai_http_client,
     )
 
@@ -107,6 +85,8 @@ def create_app(
         yield
         # Bounded by HISTORY_FLUSH_TIMEOUT_S, so SIGTERM never waits on a dead history store.
         await state.aclose()
+        if workers is None:
+            state.workers.close()
 
     app = FastAPI(
         title=cfg.PROJECT_NAME,
@@ -136,16 +116,30 @@ def create_app(
     app.add_middleware(ForwardedForMiddleware, trusted=cfg.TRUSTED_PROXIES)
     app.add_middleware(HeadAsGetMiddleware)
     # After the first answer, not in the lifespan: that runs before the socket is bound.
-    app.add_middleware(AfterFirstResponse, start=partial(_start_warm_up, cfg.SIGNAL_SEED))
+    app.add_middleware(AfterFirstResponse, start=state.workers.start)
     app.add_exception_handler(
         RequestValidationError, make_validation_handler(cfg.VALIDATION_ERRORS_SHOWN)
     )
     app.add_exception_handler(RateLimitExceeded, rate_limited)
+    app.add_exception_handler(RefusedError, refused_response)
     app.add_exception_handler(Exception, unhandled)
 
     app.include_router(health.router)
     app.include_router(api_router, prefix=cfg.API_V1_STR)
+    _add_body_schemas(app)
     return app
+
+
+def _add_body_schemas(app: FastAPI) -> None:
+    """The body models the computing routes read themselves (work.json_body), in the schema."""
+    openapi = app.openapi
+
+    def with_bodies() -> dict[str, Any]:
+        schema = openapi()
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(BODY_SCHEMAS)
+        return schema
+
+    app.openapi = with_bodies  # type: ignore[method-assign]
 
 
 app = create_app()

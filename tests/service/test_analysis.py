@@ -106,7 +106,7 @@ def test_question_length_is_validated(client_factory: ClientFactory) -> None:
 
 
 def test_analyses_waiting_for_the_model_leave_room_for_other_requests() -> None:
-    """Each analysis gives its parsed-body place up once its CPU work is done (CPU_WORKERS=2):
+    """An analysis waits for the model's answer with its worker's work done (CPU_WORKERS=2):
     two waiting on a slow model answer do not hold up an indicators request."""
     answer = anyio.Event()
     asked: list[httpx.Request] = []

@@ -3,7 +3,6 @@ roll-out with a numpy stand-in for the deep-learning fitters (those run in the f
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.ml import forecast as forecast_module
 from app.ml.capabilities import LibraryStatus
-from app.ml.forecast import Backend, Predictor, forecast_with, run_forecast
+from app.ml.forecast import Backend, Predictor, forecast_with
 
 from .conftest import ClientFactory
 from .helpers import make_settings
@@ -156,18 +155,3 @@ def test_invalid_forecast_requests_are_422(
     response = client.post(URL, params=params, json=payload)
     assert response.status_code == 422
     assert loc in [error["loc"] for error in response.json()["detail"]]
-
-
-@pytest.mark.usefixtures("installed_backends")
-def test_a_backends_first_fit_exempts_its_import_from_gc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(forecast_module, "_imported", set())
-    fit = {"horizon": 2, "window": 4, "seed": 0, "epochs": 1, "image_variant": "test"}
-    try:
-        gc.unfreeze()
-        run_forecast(Backend.TORCH, RAMP, **fit)
-        assert gc.get_freeze_count() > 0
-        gc.unfreeze()
-        run_forecast(Backend.TORCH, RAMP, **fit)
-        assert gc.get_freeze_count() == 0  # imported once, frozen once
-    finally:
-        gc.unfreeze()

@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
-import anyio
-import httpx
 import pytest
-from fastapi import APIRouter
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, field_validator
 from starlette.types import Message
 
-from app.api.routing import ValidatedJSONRoute
 from app.core.middleware import BodySizeLimitMiddleware
 from app.main import create_app
-from app.ml import signal_model
 from app.ml.indicators import MIN_CANDLES
 
 from .conftest import ClientFactory
@@ -57,113 +50,6 @@ def test_a_few_errors_are_all_shown(client: TestClient) -> None:
     assert body["error_count"] == len(body["detail"]) >= 1
     assert body["detail"][0]["loc"][:4] == ["body", "candles", 3, "open"]
     assert body["detail"][0]["input"] == -1
-
-
-class Recorded(BaseModel):
-    """A body that notes the thread each validation of it runs in."""
-
-    threads: ClassVar[list[int]] = []
-    items: list[int]
-
-    @field_validator("items")
-    @classmethod
-    def _note_thread(cls, items: list[int]) -> list[int]:
-        cls.threads.append(threading.get_ident())
-        return items
-
-
-def test_a_valid_body_is_validated_once_and_off_the_event_loop(client: TestClient) -> None:
-    """FastAPI would validate it on the event loop (after our checks had, once already)."""
-    served_in = []
-    router = APIRouter(route_class=ValidatedJSONRoute)
-
-    @router.post("/recorded")
-    async def recorded(body: Recorded) -> int:
-        served_in.append(threading.get_ident())
-        return len(body.items)
-
-    client.app.include_router(router)  # type: ignore[attr-defined]
-    Recorded.threads.clear()
-    assert client.post("/recorded", json={"items": [1, 2, 3]}).json() == 3
-    assert len(Recorded.threads) == 1, Recorded.threads
-    assert Recorded.threads != served_in  # the endpoint runs on the event loop's thread
-
-
-def test_only_cpu_workers_requests_hold_a_parsed_body() -> None:
-    """The third of three concurrent requests stays unparsed until one of two others is done."""
-    app = create_app(make_settings(CPU_WORKERS=2))
-    router = APIRouter(route_class=ValidatedJSONRoute)
-    entered, release = [], anyio.Event()
-
-    @router.post("/held")
-    async def held(body: Recorded) -> int:
-        entered.append(body)
-        await release.wait()
-        return len(body.items)
-
-    app.include_router(router)
-    Recorded.threads.clear()
-
-    async def three_requests() -> list[int]:
-        codes: list[int] = []
-        transport = httpx.ASGITransport(app=app)
-        client = httpx.AsyncClient(transport=transport, base_url="http://service")
-
-        async def post() -> None:
-            codes.append((await client.post("/held", json={"items": [1]})).status_code)
-
-        async with client, anyio.create_task_group() as requests:
-            for _ in range(3):
-                requests.start_soon(post)
-            with anyio.fail_after(10):
-                while len(entered) < 2:
-                    await anyio.sleep(0.01)
-            await anyio.sleep(0.2)  # time enough to parse the third, were it allowed
-            assert len(Recorded.threads) == 2, "a third body was parsed"
-            release.set()
-        return codes
-
-    assert anyio.run(three_requests) == [200, 200, 200]
-    assert len(Recorded.threads) == 3
-
-
-def test_requests_waiting_for_the_model_leave_room_for_others(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Two /signal requests waiting for the model's first training (held back here) do not hold
-    up an /indicators request (CPU_WORKERS=2): they wait without their parsed-body places."""
-    trained = threading.Event()
-    train = signal_model.train_signal_model
-
-    def held_training(seed: int) -> signal_model.SignalModel:
-        trained.wait(60)
-        return train(seed)
-
-    monkeypatch.setattr(signal_model, "_models", {})
-    monkeypatch.setattr(signal_model, "train_signal_model", held_training)
-    app = create_app(make_settings(CPU_WORKERS=2))
-    body = {"candles": make_candles(MIN_CANDLES)}
-    codes: list[int] = []
-
-    async def main() -> None:
-        transport = httpx.ASGITransport(app=app)
-        client = httpx.AsyncClient(transport=transport, base_url="http://service", timeout=60)
-
-        async def signal() -> None:
-            codes.append((await client.post("/api/v1/signal", json=body)).status_code)
-
-        async with client, anyio.create_task_group() as signals:
-            signals.start_soon(signal)
-            signals.start_soon(signal)
-            await anyio.sleep(0.2)
-            with anyio.fail_after(20):
-                indicators = await client.post("/api/v1/indicators", json=body)
-            assert indicators.status_code == 200, indicators.text
-            assert codes == [], "the signals did not wait for the model"
-            trained.set()
-
-    anyio.run(main)
-    assert codes == [200, 200]
 
 
 BAD_STRINGS = [r'"\ud800"', r'"\udfff x"', r'"\u0000"', r'"\u001b[31m"', r'"a\ud83d"']

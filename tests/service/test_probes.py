@@ -16,10 +16,11 @@ from fastapi.testclient import TestClient
 from service_images.registry import free_port
 
 import app as app_package
+from app.ml.indicators import MIN_CANDLES
 from app.schemas import HistoryEntry
 
 from .conftest import ClientFactory
-from .helpers import make_settings
+from .helpers import make_candles, make_settings
 
 SERVICE_ROOT = Path(app_package.__file__).resolve().parent.parent
 HEAVY_MODULES = ("pandas", "sklearn", "ta", "torch", "tensorflow", "openai", "motor")
@@ -91,17 +92,20 @@ def _run_python(code: str) -> str:
     return result.stdout
 
 
-def test_health_and_capabilities_import_no_ml_library() -> None:
+def test_the_event_loops_process_imports_no_ml_library_even_once_it_computed() -> None:
     # A fresh interpreter, because this test process has long imported pandas and friends. The
-    # model warm-up, which the first answer starts, is left out: it imports them on purpose.
+    # worker processes import them; the one that serves the probes never does.
     code = f"""
 import json, sys
 from fastapi.testclient import TestClient
 from app import main
-main._start_warm_up = lambda seed: None
-client = TestClient(main.create_app())
-assert client.get("/health").status_code == 200
-assert client.get("/api/v1/capabilities").status_code == 200
+candles = {make_candles(MIN_CANDLES)!r}
+with TestClient(main.create_app()) as client:
+    assert client.get("/health").status_code == 200
+    assert client.get("/api/v1/capabilities").status_code == 200
+    indicators = client.post("/api/v1/indicators", json={{"candles": candles}})
+    assert indicators.status_code == 200, indicators.text
+    assert indicators.json()["count"] == len(candles)
 print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))
 """
     assert json.loads(_run_python(code)) == []

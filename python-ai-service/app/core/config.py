@@ -52,10 +52,9 @@ class Settings(BaseSettings):
     MAX_CANDLES: int = Field(default=5000, ge=MIN_CANDLES)
     # A 422 lists this many errors in full; the rest are only counted (per field).
     VALIDATION_ERRORS_SHOWN: int = Field(default=20, ge=1, le=1000)
-    # CPU-bound requests (indicators, signal, forecast) parsed and computed at once; the rest
-    # queue with their raw bodies. Each holds a few MB of objects from its parsed body until its
-    # response is ready, so this bounds memory as well as CPU.
-    CPU_WORKERS: int = Field(default=2, ge=1, le=64)
+    # Worker processes that parse, validate and compute (app.core.workers), each about 65 MiB:
+    # one per core, less one for the event loop (on 2 cores, 2 workers doubled /health's p99).
+    CPU_WORKERS: int = Field(default=1, ge=1, le=64)
 
     SIGNAL_SEED: int = 42
     FORECAST_SEED: int = 0

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from app.core.memory import exempt_from_gc
 from app.ml.capabilities import library_status
 
 if TYPE_CHECKING:
@@ -123,7 +122,6 @@ FITTERS: dict[Backend, Fitter] = {Backend.TORCH: _fit_torch, Backend.TENSORFLOW:
 # Seeding is process-global in both frameworks, so two concurrent fits on one backend would
 # disturb each other's random streams; one fit per backend at a time keeps results reproducible.
 _locks = {backend: threading.Lock() for backend in Backend}
-_imported: set[Backend] = set()
 
 
 def forecast_with(
@@ -186,7 +184,4 @@ def run_forecast(
                 f"{backend.value} is installed in the '{image_variant}' image but failed to "
                 f"import: {exc}"
             ) from exc
-        if backend not in _imported:  # the backend's first fit has just imported it
-            _imported.add(backend)
-            exempt_from_gc()
     return Forecast(values=values, backend=backend, backend_version=installed.version)

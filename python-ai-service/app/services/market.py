@@ -1,6 +1,6 @@
 """Glue between the API models and the ml package: candles in, response models out.
 
-These functions are CPU-bound; routes run them in the thread pool.
+These functions are CPU-bound; they run in the worker processes (app.worker).
 """
 
 from __future__ import annotations

@@ -1,32 +1,32 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
-from app.api.deps import CommentatorDep, CPUDep, RecorderDep, SignalModelDep, checked_body
-from app.api.routing import ValidatedJSONRoute, release_body_slot
-from app.ml.signal_model import SignalModel
-from app.schemas import AnalysisRequest, AnalysisResponse, Candle, IndicatorSnapshot, SignalResponse
+from app import worker
+from app.api.deps import CommentatorDep, RecorderDep, SettingsDep
+from app.api.work import WorkDep, json_body
+from app.schemas import AnalysisRequest, AnalysisResponse
 from app.services.commentary import (
     CommentaryCoolingDownError,
     CommentaryFailedError,
     CommentaryTimeoutError,
 )
 from app.services.history import make_entry
-from app.services.market import indicator_frame, signal_response, snapshot
 
-router = APIRouter(prefix="/analysis", tags=["analysis"], route_class=ValidatedJSONRoute)
+router = APIRouter(prefix="/analysis", tags=["analysis"])
 
 
-def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot, SignalResponse]:
-    frame = indicator_frame(candles)
-    return snapshot(frame), signal_response(model, candles, frame)
+async def _facts(request: Request, work: WorkDep, settings: SettingsDep) -> worker.Facts:
+    """A dependency, declared before the commentator's: a bad body is a 4xx even without it."""
+    return await work.on_body(request, AnalysisRequest, worker.analysis_facts, settings.SIGNAL_SEED)
 
 
 @router.post(
     "",
-    dependencies=[Depends(checked_body(AnalysisRequest, "candles"))],
+    openapi_extra=json_body(AnalysisRequest),
     responses={
         status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"},
         status.HTTP_502_BAD_GATEWAY: {"description": "The OpenAI API failed"},
@@ -37,18 +37,14 @@ def _facts(model: SignalModel, candles: list[Candle]) -> tuple[IndicatorSnapshot
     },
 )
 async def analysis(
-    request: Request,
-    body: AnalysisRequest,
+    facts: Annotated[worker.Facts, Depends(_facts)],
     commentator: CommentatorDep,
-    model: SignalModelDep,
-    cpu: CPUDep,
     recorder: RecorderDep,
 ) -> AnalysisResponse:
     """Indicators and signal at the last candle, with commentary from an OpenAI model."""
-    latest, signal = await cpu.run(_facts, model, body.candles)
-    release_body_slot(request)  # what is left is waiting for the model's answer
+    latest, signal = facts.latest, facts.signal
     try:
-        commentary, used_model = await commentator.comment(latest, signal, body.question)
+        commentary, used_model = await commentator.comment(latest, signal, facts.question)
     except CommentaryTimeoutError as exc:
         raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, detail=str(exc)) from exc
     except CommentaryFailedError as exc:
@@ -61,7 +57,7 @@ async def analysis(
     recorder.record(
         make_entry(
             "analysis",
-            {"candles": len(body.candles), "direction": signal.direction, "model": used_model},
+            {"candles": facts.candles, "direction": signal.direction, "model": used_model},
         )
     )
     return AnalysisResponse(commentary=commentary, model=used_model, signal=signal, latest=latest)

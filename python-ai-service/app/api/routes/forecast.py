@@ -2,60 +2,42 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.deps import CPUDep, RecorderDep, SettingsDep, checked_body
-from app.api.routing import ValidatedJSONRoute
-from app.ml.forecast import Backend, BackendUnavailableError, run_forecast
+from app import worker
+from app.api.deps import RecorderDep, SettingsDep
+from app.api.work import RefusedError, WorkDep, encoded_response, json_body
+from app.ml.forecast import Backend
 from app.schemas import ForecastRequest, ForecastResponse
 from app.services.history import make_entry
 
-router = APIRouter(prefix="/forecast", tags=["forecast"], route_class=ValidatedJSONRoute)
+router = APIRouter(prefix="/forecast", tags=["forecast"])
 
 
 @router.post(
     "",
-    dependencies=[Depends(checked_body(ForecastRequest, "closes"))],
+    response_model=ForecastResponse,
+    openapi_extra=json_body(ForecastRequest),
     responses={
         status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many closes"},
         status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "Backend not in this image"},
     },
 )
 async def forecast(
-    body: ForecastRequest,
+    request: Request,
+    work: WorkDep,
     settings: SettingsDep,
-    cpu: CPUDep,
     recorder: RecorderDep,
     backend: Annotated[Backend, Query(description="Deep-learning backend to fit with")] = (
         Backend.TORCH
     ),
-) -> ForecastResponse:
+) -> Response:
     """Fit a small seeded model to the closes and forecast the next ``horizon`` values."""
-    try:
-        result = await cpu.run(
-            run_forecast,
-            backend,
-            body.closes,
-            horizon=body.horizon,
-            window=body.window,
-            seed=settings.FORECAST_SEED,
-            epochs=settings.FORECAST_EPOCHS,
-            image_variant=settings.IMAGE_VARIANT,
-        )
-    except BackendUnavailableError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
-    recorder.record(
-        make_entry(
-            "forecast",
-            {"backend": backend.value, "closes": len(body.closes), "horizon": body.horizon},
-        )
+    fit = worker.ForecastSettings(
+        backend, settings.FORECAST_SEED, settings.FORECAST_EPOCHS, settings.IMAGE_VARIANT
     )
-    return ForecastResponse(
-        backend=result.backend.value,
-        backend_version=result.backend_version,
-        horizon=body.horizon,
-        window=body.window,
-        epochs=settings.FORECAST_EPOCHS,
-        seed=settings.FORECAST_SEED,
-        forecast=result.values,
-    )
+    done = await work.on_body(request, ForecastRequest, worker.forecast, fit)
+    if isinstance(done, worker.Refused):  # the backend is not in this image
+        raise RefusedError(done)
+    recorder.record(make_entry("forecast", done.facts))
+    return encoded_response(done)

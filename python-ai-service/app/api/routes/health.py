@@ -6,10 +6,9 @@ import asyncio
 
 from fastapi import APIRouter, HTTPException, status
 from loguru import logger
-from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import HistoryDep, RecorderDep, SettingsDep
-from app.ml.signal_model import get_signal_model
+from app import worker
+from app.api.deps import HistoryDep, RecorderDep, SettingsDep, StateDep
 from app.schemas import HealthResponse, HistoryHealth, ReadyResponse
 
 router = APIRouter(tags=["health"])
@@ -28,8 +27,11 @@ async def health() -> HealthResponse:
     "/ready",
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"description": "The signal model failed"}},
 )
-async def ready(settings: SettingsDep, history: HistoryDep, recorder: RecorderDep) -> ReadyResponse:
-    """Readiness: the signal model is trained (training it now if needed); history is reported.
+async def ready(
+    state: StateDep, settings: SettingsDep, history: HistoryDep, recorder: RecorderDep
+) -> ReadyResponse:
+    """Readiness: a worker has the signal model trained (training it now if needed); history is
+    reported.
 
     History is best effort: an unreachable store makes the service "degraded" (200), not
     unready, because taking every pod out of the load balancer for want of a log of past
@@ -38,7 +40,7 @@ async def ready(settings: SettingsDep, history: HistoryDep, recorder: RecorderDe
     checks: dict[str, str] = {}
     # A probe reports failures instead of raising them, whatever their type.
     try:
-        await run_in_threadpool(get_signal_model, settings.SIGNAL_SEED)
+        await state.workers.run_now(worker.ready, settings.SIGNAL_SEED)
         checks["signal_model"] = "ok"
     except Exception as exc:
         logger.opt(exception=exc).error("signal model is not loadable")

@@ -1,25 +1,24 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Request, Response, status
 
-from app.api.deps import CPUDep, RecorderDep, checked_body
-from app.api.routing import ValidatedJSONRoute
+from app import worker
+from app.api.deps import RecorderDep
+from app.api.work import WorkDep, encoded_response, json_body
 from app.schemas import CandlesRequest, IndicatorsResponse
 from app.services.history import make_entry
-from app.services.market import indicators_response
 
-router = APIRouter(prefix="/indicators", tags=["indicators"], route_class=ValidatedJSONRoute)
+router = APIRouter(prefix="/indicators", tags=["indicators"])
 
 
 @router.post(
     "",
-    dependencies=[Depends(checked_body(CandlesRequest, "candles"))],
+    response_model=IndicatorsResponse,
+    openapi_extra=json_body(CandlesRequest),
     responses={status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"}},
 )
-async def indicators(
-    body: CandlesRequest, cpu: CPUDep, recorder: RecorderDep
-) -> IndicatorsResponse:
+async def indicators(request: Request, work: WorkDep, recorder: RecorderDep) -> Response:
     """RSI, MACD, Bollinger bands, EMA and ATR for every candle (``null`` during warm-up)."""
-    result = await cpu.run(indicators_response, body.candles)
-    recorder.record(make_entry("indicators", {"candles": result.count, "rsi": result.latest.rsi}))
-    return result
+    done = await work.on_body(request, CandlesRequest, worker.indicators)
+    recorder.record(make_entry("indicators", done.facts))
+    return encoded_response(done)

@@ -1,40 +1,26 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Request, Response, status
 
-from app.api.deps import CPUDep, RecorderDep, SignalModelDep, checked_body
-from app.api.routing import ValidatedJSONRoute
-from app.ml.signal_model import SignalModel
-from app.schemas import Candle, CandlesRequest, SignalResponse
+from app import worker
+from app.api.deps import RecorderDep, SettingsDep
+from app.api.work import WorkDep, encoded_response, json_body
+from app.schemas import CandlesRequest, SignalResponse
 from app.services.history import make_entry
-from app.services.market import indicator_frame, signal_response
 
-router = APIRouter(prefix="/signal", tags=["signal"], route_class=ValidatedJSONRoute)
-
-
-def _signal(model: SignalModel, candles: list[Candle]) -> SignalResponse:
-    return signal_response(model, candles, indicator_frame(candles))
+router = APIRouter(prefix="/signal", tags=["signal"])
 
 
 @router.post(
     "",
-    dependencies=[Depends(checked_body(CandlesRequest, "candles"))],
+    response_model=SignalResponse,
+    openapi_extra=json_body(CandlesRequest),
     responses={status.HTTP_413_CONTENT_TOO_LARGE: {"description": "Too many candles"}},
 )
 async def signal(
-    body: CandlesRequest, model: SignalModelDep, cpu: CPUDep, recorder: RecorderDep
-) -> SignalResponse:
+    request: Request, work: WorkDep, settings: SettingsDep, recorder: RecorderDep
+) -> Response:
     """Up/down after the last candle, with the probability and the model version."""
-    result = await cpu.run(_signal, model, body.candles)
-    recorder.record(
-        make_entry(
-            "signal",
-            {
-                "candles": len(body.candles),
-                "direction": result.direction,
-                "probability_up": result.probability_up,
-                "model_version": result.model_version,
-            },
-        )
-    )
-    return result
+    done = await work.on_body(request, CandlesRequest, worker.signal, settings.SIGNAL_SEED)
+    recorder.record(make_entry("signal", done.facts))
+    return encoded_response(done)
