@@ -16,6 +16,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from signal import SIG_IGN, SIGINT
+from signal import signal as on_signal
 from typing import Annotated, Any, TypeVar, get_origin
 
 from fastapi import status
@@ -64,7 +66,12 @@ class Encoded:
 
 
 def warm_up(seed: int) -> None:
-    """A new worker's first task: the signal model, trained before any request waits for it."""
+    """A new worker's first task: the signal model, trained before any request waits for it.
+
+    Ctrl-C reaches the whole process group: the server stops its workers itself, without a
+    KeyboardInterrupt traceback from each.
+    """
+    on_signal(SIGINT, SIG_IGN)
     get_signal_model(seed)
 
 
