@@ -122,7 +122,7 @@ def _refusal(model: type[BaseModel], exc: ValidationError, body: bytes, limits: 
 def _python_errors(model: type[BaseModel], body: bytes, max_items: int) -> list[Any]:
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's recursion limit
         return []
     if isinstance(parsed, dict):
         for name in _list_fields(model):

@@ -52,6 +52,13 @@ def test_a_few_errors_are_all_shown(client: TestClient) -> None:
     assert body["detail"][0]["input"] == -1
 
 
+@pytest.mark.parametrize("url", ALL_URLS)
+def test_json_nested_past_the_recursion_limit_is_4xx(client: TestClient, url: str) -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    response = post_raw(client, url, f'{{"candles": {deep}, "closes": {deep}}}')
+    assert response.status_code in (400, 422), response.text
+
+
 BAD_STRINGS = [r'"\ud800"', r'"\udfff x"', r'"\u0000"', r'"\u001b[31m"', r'"a\ud83d"']
 
 
