@@ -21,6 +21,7 @@ from signal import signal as on_signal
 from typing import Annotated, Any, TypeVar, get_origin
 
 from fastapi import status
+from loguru import logger
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from app.api.errors import encode_json, summarize_errors
@@ -72,7 +73,10 @@ def warm_up(seed: int) -> None:
     KeyboardInterrupt traceback from each.
     """
     on_signal(SIGINT, SIG_IGN)
-    get_signal_model(seed)
+    try:
+        get_signal_model(seed)
+    except Exception:  # best effort (a failing initializer breaks the pool): /signal says why
+        logger.opt(exception=True).error("signal model warm-up failed")
 
 
 def ready(seed: int) -> None:

@@ -57,3 +57,14 @@ def test_a_lost_worker_is_a_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert "worker process died" in response.json()["detail"]
+
+
+def test_a_warm_up_that_fails_leaves_the_worker_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing initializer breaks a process pool: every request would be a 503."""
+
+    def broken(seed: int) -> None:
+        raise RuntimeError("no model")
+
+    monkeypatch.setattr(worker, "on_signal", lambda *args: None)
+    monkeypatch.setattr(worker, "get_signal_model", broken)
+    worker.warm_up(42)  # logged, not raised

@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     MAX_CANDLES: int = Field(default=5000, ge=MIN_CANDLES)
     # A 422 lists this many errors in full; the rest are only counted (per field).
     VALIDATION_ERRORS_SHOWN: int = Field(default=20, ge=1, le=1000)
-    # Worker processes that parse, validate and compute (app.core.workers), each about 65 MiB:
-    # one per core, less one for the event loop (on 2 cores, 2 workers doubled /health's p99).
+    # Worker processes that parse, validate and compute (app.core.workers), each with its own
+    # pandas, scikit-learn and signal model: one per core, less one for the event loop.
     CPU_WORKERS: int = Field(default=1, ge=1, le=64)
 
     SIGNAL_SEED: int = 42
