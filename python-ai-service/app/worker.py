@@ -25,7 +25,7 @@ from loguru import logger
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from app.api.errors import encode_json, summarize_errors
-from app.ml.forecast import Backend, BackendUnavailableError, run_forecast
+from app.ml.forecast import Backend, run_forecast
 from app.ml.signal_model import get_signal_model
 from app.schemas import (
     AnalysisRequest,
@@ -55,7 +55,6 @@ class Refused:
 
     status_code: int
     content: bytes
-    headers: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -201,19 +200,17 @@ class ForecastSettings:
     image_variant: str
 
 
-def forecast(body: ForecastRequest, settings: ForecastSettings) -> Encoded | Refused:
-    try:
-        result = run_forecast(
-            settings.backend,
-            body.closes,
-            horizon=body.horizon,
-            window=body.window,
-            seed=settings.seed,
-            epochs=settings.epochs,
-            image_variant=settings.image_variant,
-        )
-    except BackendUnavailableError as exc:
-        return _refused(status.HTTP_503_SERVICE_UNAVAILABLE, {"detail": str(exc)})
+def forecast(body: ForecastRequest, settings: ForecastSettings) -> Encoded:
+    """BackendUnavailableError (pickled back to the route) when the backend is not installed."""
+    result = run_forecast(
+        settings.backend,
+        body.closes,
+        horizon=body.horizon,
+        window=body.window,
+        seed=settings.seed,
+        epochs=settings.epochs,
+        image_variant=settings.image_variant,
+    )
     response = ForecastResponse(
         backend=result.backend.value,
         backend_version=result.backend_version,

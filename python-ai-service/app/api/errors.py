@@ -52,14 +52,6 @@ class SafeJSONResponse(JSONResponse):
         return encode_json(content)
 
 
-class BoundedValidationError(RequestValidationError):
-    """A validation failure already summarised (off the event loop) into a bounded body."""
-
-    def __init__(self, summary: dict[str, Any]) -> None:
-        super().__init__(summary["detail"])
-        self.summary = summary
-
-
 def _location(loc: Iterable[int | str]) -> str:
     # List indices become "*": 5000 broken candles are one line, "body.candles.*.open": 5000.
     return ".".join("*" if isinstance(part, int) else str(part) for part in loc)
@@ -98,11 +90,8 @@ def summarize_errors(errors: Sequence[Mapping[str, Any]], shown: int) -> dict[st
 
 def make_validation_handler(shown: int) -> Any:
     async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, BoundedValidationError):
-            summary = exc.summary
-        else:
-            errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-            summary = summarize_errors(errors, shown)
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        summary = summarize_errors(errors, shown)
         return SafeJSONResponse(summary, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     return validation_failed

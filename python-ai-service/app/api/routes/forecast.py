@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from app import worker
 from app.api.deps import RecorderDep, SettingsDep
-from app.api.work import RefusedError, WorkDep, encoded_response, json_body
-from app.ml.forecast import Backend
+from app.api.work import WorkDep, encoded_response, json_body
+from app.ml.forecast import Backend, BackendUnavailableError
 from app.schemas import ForecastRequest, ForecastResponse
 from app.services.history import make_entry
 
@@ -36,8 +36,9 @@ async def forecast(
     fit = worker.ForecastSettings(
         backend, settings.FORECAST_SEED, settings.FORECAST_EPOCHS, settings.IMAGE_VARIANT
     )
-    done = await work.on_body(request, ForecastRequest, worker.forecast, fit)
-    if isinstance(done, worker.Refused):  # the backend is not in this image
-        raise RefusedError(done)
+    try:
+        done = await work.on_body(request, ForecastRequest, worker.forecast, fit)
+    except BackendUnavailableError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
     recorder.record(make_entry("forecast", done.facts))
     return encoded_response(done)
