@@ -24,7 +24,7 @@ BODY_SCHEMAS: dict[str, Any] = {}
 
 
 class RefusedError(Exception):
-    """The workers' answer to a body they did not compute on (4xx, or 503 for a backend)."""
+    """The workers' answer to a body they did not compute on: a 400, 413 or 422."""
 
     def __init__(self, refused: worker.Refused) -> None:
         self.refused = refused
@@ -90,5 +90,10 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     BODY_SCHEMAS[model.__name__] = schema
     reference = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": reference}}}
+        "requestBody": {"required": True, "content": {"application/json": {"schema": reference}}},
+        "responses": {
+            "400": {"description": "The body is not UTF-8"},
+            "415": {"description": "The body is not JSON"},
+            "422": {"description": "The body does not validate (errors counted, a few shown)"},
+        },
     }
