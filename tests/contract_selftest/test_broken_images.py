@@ -27,12 +27,12 @@ from service_images.variants import ROOT, VARIANTS
 SITE = '"$(python -c "import sysconfig; print(sysconfig.get_paths()[\'purelib\'])")"'
 # The service as the image starts it, but every body it parses keeps 3 MiB (up to 300 MiB).
 LEAKY_SERVICE = """
-import runpy, sys, app.api.routing as routing
-kept, parse = [], routing.parse_body
-def leaky(*args):
+import runpy, sys, app.api.work as work
+kept, on_body = [], work.Work.on_body
+async def leaky(self, *args):
     len(kept) < 100 and kept.append(b'x' * (3 << 20))
-    return parse(*args)
-routing.parse_body = leaky
+    return await on_body(self, *args)
+work.Work.on_body = leaky
 sys.argv = ['app', '--host', '0.0.0.0', '--port', '8000']
 runpy.run_module('app', run_name='__main__')
 """
