@@ -111,7 +111,7 @@ print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))
     assert json.loads(_run_python(code)) == []
 
 
-def test_uvicorn_serves_health_and_json_logs() -> None:
+def test_uvicorn_serves_health_and_json_logs(tmp_path: Path) -> None:
     """The image's command starts, answers /health and logs JSON under LOG_JSON=true.
 
     The time bound is loose on purpose: the 3 s budget is the CI image's, checked by the image
@@ -120,6 +120,9 @@ def test_uvicorn_serves_health_and_json_logs() -> None:
     """
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SERVICE_ROOT), "LOG_JSON": "true", "IMAGE_VARIANT": "ci"}
+    # uvicorn's CLI dies of the SIGTERM it re-raises, before multiprocessing removes the worker
+    # fork server's socket directory: it goes to tmp_path, not /tmp (`python -m app` exits 0).
+    env["TMPDIR"] = str(tmp_path)
     started = time.monotonic()
     server = subprocess.Popen(
         [
