@@ -90,11 +90,13 @@ class BuildOptions:
         "every file dated 1970, written as an OCI archive and loaded, which costs some seconds a "
         "build (6 s for the CI image). `invoke push` then pushes that digest.",
     )
-    compression: str = option(
+    compression: str | None = option(
         "zstd",
         f"Layer compression: {', '.join(COMPRESSIONS)} (zstd needs Docker 23 or containerd 1.5 "
         "to pull; gzip for older clients).",
     )
+    """None: the engine's own, as a plain `docker build` exports (the bench's pre-project image:
+    gzip on the containerd store, which then pushes it as stored)."""
     oci_archive: Path | None = None
     """Write the image as an OCI archive here instead (the reproducibility check compares two)."""
     build_args: Mapping[str, str] = field(default_factory=dict)
@@ -310,7 +312,7 @@ def prepare(variant: Variant, options: BuildOptions) -> BuildPlan:
                 "it where binfmt_misc can be mounted), or pass --builder with a builder of that "
                 "platform."
             )
-    if options.compression not in COMPRESSIONS:
+    if options.compression is not None and options.compression not in COMPRESSIONS:
         raise BadOption(
             f"--compression {options.compression!r}: choose one of {', '.join(COMPRESSIONS)}."
         )
@@ -391,17 +393,19 @@ def output(options: BuildOptions, tag: str, loaded_archive: Path | None = None) 
     containerd store), the containerd store (its layers compressed as asked, once), or `load`
     (the classic store, or a remote builder's tarball)."""
     compressed = (
-        f"compression={options.compression},compression-level=3,force-compression=true,"
+        f",compression={options.compression},compression-level=3,force-compression=true,"
         "oci-mediatypes=true"
+        if options.compression
+        else ""
     )
     if options.oci_archive or loaded_archive:
         dest = options.oci_archive or loaded_archive
-        return f"type=oci,dest={dest},name={tag},{compressed},rewrite-timestamp=true"
+        return f"type=oci,dest={dest},name={tag}{compressed},rewrite-timestamp=true"
     if options.push_to:
-        return f"type=registry,name={tag},{compressed},rewrite-timestamp=true"
+        return f"type=registry,name={tag}{compressed},rewrite-timestamp=true"
     if options.builder or not engine.containerd_store(engine.client()):
         return "load"
-    return f"type=image,name={tag},{compressed}"
+    return f"type=image,name={tag}{compressed}"
 
 
 def base_for(options: BuildOptions) -> str:

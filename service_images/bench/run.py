@@ -133,6 +133,8 @@ class Run:
             base_image=self.options.base_image,
             ca_bundle=self.options.ca_bundle,
             labels={images.BENCH_LABEL: "true"},
+            # The pre-project workflow's plain `docker build`: the engine's own compression.
+            compression=None if before else BuildOptions.compression,
             dockerfile=self.context / context.BEFORE_DIR / variant.dockerfile.name
             if before
             else None,
@@ -208,8 +210,8 @@ def bench_variant(run: Run, variant: Variant) -> VariantResult:
         "release path: the cold build, the contract suite (ours; the pre-project workflow ran "
         "none), the push to a loopback registry, and a clean engine's pull by digest and start "
         "until /health answers, summed. On the containerd store the build compresses the layers "
-        "(before: BuildKit's default gzip; ours: as --compression says) and the push sends them "
-        "as stored."
+        "(before: as a plain `docker build` does, gzip; ours: zstd, `--compression`'s default) "
+        "and the push sends them as stored."
     )
     return VariantResult(
         variant=variant.name,

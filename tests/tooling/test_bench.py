@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from service_images import debian_tools, lockfile, locks
+from service_images import build, debian_tools, engine, lockfile, locks
 from service_images.bench import context, disk, images, machine, memory, report
 from service_images.bench import run as bench_run
 from service_images.bench.display import Display
@@ -519,6 +519,27 @@ def test_each_role_builds_its_series_then_frees_it_before_the_other_builds(
     assert locked == [False, True]  # `invoke lock` runs in our copy only
     assert figures["cold_build_s"] == Metric("cold_build_s", 1.0, 1.0)
     assert run.context == tmp_path / "ci" / "ours"  # the registry cache builds ours after
+
+
+def test_the_pre_project_image_is_exported_as_its_plain_docker_build_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gzip, the engine's own, for the reference: it was once built with our zstd, which the
+    figures then credited to the pre-project Dockerfiles (full compressed bytes 0.94x)."""
+    monkeypatch.setattr(engine, "client", lambda: None)
+    monkeypatch.setattr(engine, "containerd_store", lambda sdk: True)
+    options = bench_run.BenchOptions(("ci",), output=tmp_path)
+    run = bench_run.Run(options, None, None, tmp_path, io.StringIO(), None, False, set())
+
+    def exported(*, before: bool) -> str:
+        built = run.build_options(VARIANTS["ci"], tag="t", before=before, cold=True)
+        return build.output(built, "t")
+
+    assert exported(before=True) == "type=image,name=t"
+    assert exported(before=False) == (
+        "type=image,name=t,compression=zstd,compression-level=3,force-compression=true,"
+        "oci-mediatypes=true"
+    )
 
 
 class FakeEngine:
