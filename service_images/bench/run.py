@@ -406,7 +406,9 @@ def measure_release(
     # copies in registries, clean engines and the store would not fit on one disk at once.
     for role in ROLES:
         with (
-            display.step(f"{label}: push the {role} image, pull it on a clean engine") as step,
+            display.step(
+                f"{label}: push the {role} image, pull it on {release.PULL_SAMPLES} clean engines"
+            ) as step,
             registry.serve() as address,
         ):
             tag = f"bench-{variant.name}-{role}"
@@ -415,9 +417,10 @@ def measure_release(
             )
             if shipped.problem:
                 notes.append(f"start of the {role} image on the clean engine: {shipped.problem}")
+            cold_node = report.format_value(shipped.node_start_s, "s")
             step.result = (
                 f"push {shipped.push_s:.1f} s ({shipped.pushed_mb:,.0f} MB), pull "
-                f"{shipped.pull_s:.1f} s, /health {report.format_value(shipped.health_s, 's')}"
+                f"{shipped.pull_s:.1f} s, cold node {cold_node}"
             )
         if role == "before" and not run.options.keep:
             remove_images(run, [tags[role]])
@@ -569,7 +572,7 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
     sdk = engine.client()
     engine.ensure_base_image(sdk, options.base_image)
     data_root = engine_data_root(sdk)
-    check_free_disk(data_root, variants)
+    check_free_disk(data_root, variants, options.keep)
     cache = BuildCache()
     memory_enabled = engine_is_local(os.environ.get("DOCKER_HOST"))
     options.output.mkdir(parents=True, exist_ok=True)
@@ -592,6 +595,8 @@ def run_bench(options: BenchOptions, console: Console | None = None) -> Report:
         try:
             for variant in variants:
                 results.append(bench_variant(run, variant))
+                if not options.keep and variant != variants[-1]:
+                    clean_up(run)  # the next variant's builds need this one's disk
         except (ToolError, KeyboardInterrupt, OSError) as raised:
             # The variants measured before it keep their figures: an hour of builds is not lost.
             error = disk_filled(raised) if isinstance(raised, OSError) else raised

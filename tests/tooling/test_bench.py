@@ -25,7 +25,7 @@ from service_images.bench.display import Display
 from service_images.bench.report import BudgetCheck, Metric, Report, VariantResult
 from service_images.errors import DiskShort, MissingFile
 from service_images.requirements import check
-from service_images.variants import IMAGE_NAME, ROOT, SERVICE_SOURCE, VARIANTS, Budgets
+from service_images.variants import IMAGE_NAME, ROOT, SERVICE_SOURCE, VARIANTS, Budgets, Variant
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bench"
 X = report.TIMES  # the multiplication sign
@@ -563,6 +563,11 @@ def test_a_bench_the_disk_cannot_hold_is_refused_before_it_starts(
     too_big = dataclasses.replace(fits, bench_disk_gb=int(free_gb) + 1000)
     with pytest.raises(DiskShort, match=rf"needs about \d+ GB free .*\({tmp_path}\), and \d+ GB"):
         bench_run.check_free_disk(data_root(), [too_big])
+    # Each variant's images and cache go before the next: the largest need counts, unless kept.
+    half = dataclasses.replace(fits, bench_disk_gb=int(free_gb * 0.6))
+    bench_run.check_free_disk(data_root(), [half, half])
+    with pytest.raises(DiskShort, match="the bench of ci and ci needs about"):
+        bench_run.check_free_disk(data_root(), [half, half], keep=True)
     monkeypatch.setenv("DOCKER_HOST", "tcp://builder.example:2376")
     bench_run.check_free_disk(data_root(), [too_big])  # not this machine's disk
 
@@ -604,7 +609,10 @@ class EmptyCache:
 def test_a_variant_that_fails_keeps_the_figures_of_those_before_it(
     failure: Exception, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def bench_variant(run: bench_run.Run, variant: object) -> VariantResult:
+    events: list[str] = []
+
+    def bench_variant(run: bench_run.Run, variant: Variant) -> VariantResult:
+        events.append(variant.name)
         if variant is VARIANTS["full"]:
             raise failure
         return ci_result()
@@ -614,7 +622,7 @@ def test_a_variant_that_fails_keeps_the_figures_of_those_before_it(
     monkeypatch.setattr(bench_run, "check_free_disk", lambda *args: None)
     monkeypatch.setattr(bench_run, "BuildCache", EmptyCache)
     monkeypatch.setattr(bench_run, "bench_variant", bench_variant)
-    monkeypatch.setattr(bench_run, "clean_up", lambda run: None)
+    monkeypatch.setattr(bench_run, "clean_up", lambda run: events.append("clean up"))
     monkeypatch.setattr(bench_run, "machine_facts", lambda sdk: sample_report().machine)
     monkeypatch.setattr(bench_run, "tool_versions", lambda: {})
     options = bench_run.BenchOptions(("ci", "full"), output=tmp_path / "reports")
@@ -625,3 +633,4 @@ def test_a_variant_that_fails_keeps_the_figures_of_those_before_it(
     incomplete, taken = written.notes
     assert incomplete.startswith("incomplete: the full variant stopped (the disk filled up")
     assert taken.startswith("disk: the run took at most ")  # a failed run says it too
+    assert events == ["ci", "clean up", "full", "clean up"]  # ci's disk freed before full builds
