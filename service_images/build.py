@@ -491,6 +491,9 @@ def check_base_platform(plan: BuildPlan) -> None:
             "--platform with two platforms needs the containerd image store (the classic store "
             "keeps one platform per tag): README 'Engines'."
         )
+    wanted = {target.arch for target in plan.targets}
+    if wanted == {sdk.images.get(base).attrs.get("Architecture")}:
+        return  # the image's own platform: no need to read all of it (`docker save`, ~1 s)
     held = image_platforms(sdk, base)
     for target in plan.targets:
         if target.arch not in held:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import errno
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from service_images import engine
+from service_images import build, engine, platforms
 from service_images.build import BuildOptions, git, prepare
-from service_images.errors import BadOption
+from service_images.errors import BadOption, BaseImageMissing
 from service_images.variants import PROJECT_LABEL, ROOT, VARIANTS
 
 
@@ -131,3 +132,31 @@ def test_a_build_whose_output_cannot_be_written_is_stopped(
     with pytest.raises(OSError, match="No space left"):
         engine.run_build([], echo=FullDisk())
     assert stopped.exists(), "the build ran on to its end"
+
+
+def test_the_base_image_is_read_whole_only_to_build_another_platform(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`docker save` of the base image, to list its platforms, took a second of every build."""
+    host = platforms.host_platform()
+    (other,) = [platform for platform in platforms.PLATFORMS.values() if platform != host]
+    sdk = SimpleNamespace(
+        images=SimpleNamespace(get=lambda name: SimpleNamespace(attrs={"Architecture": host.arch}))
+    )
+    read: list[str] = []
+    monkeypatch.setattr(engine, "client", lambda: sdk)
+    monkeypatch.setattr(engine, "image_exists", lambda sdk, name: True)
+    monkeypatch.setattr(engine, "ensure_base_image", lambda sdk, name: None)
+    monkeypatch.setattr(engine, "containerd_store", lambda sdk: True)
+    monkeypatch.setattr(
+        build, "image_platforms", lambda sdk, name: read.append(name) or {host.arch}
+    )
+    native = SimpleNamespace(build_args={"BASE_IMAGE": "base"}, targets=(host,))
+    build.check_base_platform(native)  # type: ignore[arg-type]
+    assert read == []
+    foreign = SimpleNamespace(build_args={"BASE_IMAGE": "base"}, targets=(host, other))
+    with pytest.raises(
+        BaseImageMissing, match=f"holds {host.arch}, the build is for {other.docker}"
+    ):
+        build.check_base_platform(foreign)  # type: ignore[arg-type]
+    assert read == ["base"]
