@@ -5,7 +5,8 @@ images (a registry cache, a pull, a reproducible rebuild). It is the same docker
 own data root, exec root (so its own managed containerd), pid file, socket and network bridge: a
 dockerd started with `--bridge=none` would delete the default `docker0` and break `docker run` on
 the machine's engine. On the way out it stops, and everything it made goes: its directories, its
-bridge and the firewall rules dockerd added for that bridge. It needs root, as dockerd does.
+bridge and the firewall rules dockerd added for that bridge; the next private engine sweeps
+those of one whose owner was killed (service_images/scratch.py). It needs root, as dockerd does.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from service_images import engine, ledger
+from service_images import engine, ledger, scratch
 from service_images.errors import EngineUnavailable
 
 STORES = ("containerd", "overlay2")
+PREFIX = "service-images-engine-"
 SUBNETS = ipaddress.IPv4Network("10.213.0.0/16")  # one /24 of it per private engine
 START_DEADLINE_S = 60
 STOP_DEADLINE_S = 30
@@ -115,56 +116,65 @@ def running(store: str = "containerd") -> Iterator[PrivateEngine]:
             f"unknown image store {store!r}: choose one of {', '.join(STORES)}."
         )
     dockerd = _check_can_start()
-    root = Path(tempfile.mkdtemp(prefix="service-images-engine-"))
-    bridge = f"sie{secrets.token_hex(4)}"  # at most 15 characters, as Linux wants
-    process: subprocess.Popen[bytes] | None = None
-    engine_id = ""
-    try:
-        subnet = _free_subnet()
-        for command in (
-            ("ip", "link", "add", bridge, "type", "bridge"),
-            (
-                "ip",
-                "addr",
-                "add",
-                f"{subnet.network_address + 1}/{subnet.prefixlen}",
-                "dev",
-                bridge,
-            ),
-            ("ip", "link", "set", bridge, "up"),
-        ):
-            if (done := _run(*command)).returncode != 0:
-                raise EngineUnavailable(f"`{' '.join(command)}` failed: {done.stderr.strip()}")
-        config = root / "daemon.json"
-        config.write_text(
-            json.dumps({"features": {"containerd-snapshotter": store == "containerd"}})
-        )
-        private = PrivateEngine(f"unix://{root}/docker.sock", store, root, bridge)
-        with (root / "dockerd.log").open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    dockerd,
-                    f"--config-file={config}",
-                    f"--data-root={root / 'data'}",
-                    f"--exec-root={root / 'exec'}",
-                    f"--pidfile={root / 'dockerd.pid'}",
-                    f"--host={private.host}",
-                    f"--bridge={bridge}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C in the terminal reaches us, not it
+    with scratch.directory(PREFIX, reap=_reap) as root:
+        bridge = f"sie{secrets.token_hex(4)}"  # at most 15 characters, as Linux wants
+        (root / "bridge").write_text(bridge)
+        process: subprocess.Popen[bytes] | None = None
+        engine_id = ""
+        try:
+            subnet = _free_subnet()
+            for command in (
+                ("ip", "link", "add", bridge, "type", "bridge"),
+                (
+                    "ip",
+                    "addr",
+                    "add",
+                    f"{subnet.network_address + 1}/{subnet.prefixlen}",
+                    "dev",
+                    bridge,
+                ),
+                ("ip", "link", "set", bridge, "up"),
+            ):
+                if (done := _run(*command)).returncode != 0:
+                    raise EngineUnavailable(f"`{' '.join(command)}` failed: {done.stderr.strip()}")
+            config = root / "daemon.json"
+            config.write_text(
+                json.dumps({"features": {"containerd-snapshotter": store == "containerd"}})
             )
-        engine_id = _wait_until_up(private, process)
-        yield private
-    finally:
-        if process is not None:
-            _stop(process)
-        if engine_id:
-            ledger.drop_engine(engine_id)
-        _forget_network(bridge)
-        _unmount_under(root)
-        shutil.rmtree(root, ignore_errors=True)
+            private = PrivateEngine(f"unix://{root}/docker.sock", store, root, bridge)
+            with (root / "dockerd.log").open("wb") as log:
+                process = subprocess.Popen(
+                    [
+                        dockerd,
+                        f"--config-file={config}",
+                        f"--data-root={root / 'data'}",
+                        f"--exec-root={root / 'exec'}",
+                        f"--pidfile={root / 'dockerd.pid'}",
+                        f"--host={private.host}",
+                        f"--bridge={bridge}",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # a Ctrl-C in the terminal reaches us, not it
+                )
+            engine_id = _wait_until_up(private, process)
+            yield private
+        finally:
+            if process is not None:
+                _stop(process)
+            if engine_id:
+                ledger.drop_engine(engine_id)
+            _forget_network(bridge)
+            _unmount_under(root)
+
+
+def _reap(root: Path) -> None:
+    """What the engine of a killed owner left: its dockerd (which stops its containerd), bridge
+    and firewall rules, mounts. scratch.directory then removes its directory."""
+    scratch.stop_recorded(root / "dockerd.pid", f"--data-root={root / 'data'}")
+    with contextlib.suppress(OSError):
+        _forget_network((root / "bridge").read_text().strip())
+    _unmount_under(root)
 
 
 def _wait_until_up(private: PrivateEngine, process: subprocess.Popen[bytes]) -> str:

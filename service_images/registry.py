@@ -20,7 +20,6 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from service_images import engine, project
+from service_images import engine, project, scratch
 from service_images.errors import BadOption, ImageMissing, PushFailed, RegistryUnavailable
 from service_images.files import write_atomically
 from service_images.variants import IMAGE_NAME, ROOT, Variant
@@ -295,14 +294,15 @@ def serve(deadline_s: float = 20) -> Iterator[str]:
         raise RegistryUnavailable(
             f"no `{REGISTRY_BINARY}` on PATH: `apt-get install -y docker-registry` (Debian/Ubuntu)."
         )
-    with tempfile.TemporaryDirectory(prefix=f"{project.NAME}-registry-") as workdir:
+    with scratch.directory(f"{project.NAME}-registry-", reap=_reap) as workdir:
         port = free_port()
-        config = Path(workdir) / "config.yml"
-        config.write_text(CONFIG.format(root=Path(workdir) / "data", port=port), encoding="utf-8")
-        log = (Path(workdir) / "registry.log").open("wb")
+        config = workdir / "config.yml"
+        config.write_text(CONFIG.format(root=workdir / "data", port=port), encoding="utf-8")
+        log = (workdir / "registry.log").open("wb")
         process = subprocess.Popen(
             [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
+        (workdir / "registry.pid").write_text(str(process.pid))
         try:
             address = f"127.0.0.1:{port}"
             _wait_until_up(address, process, deadline_s, Path(log.name))
@@ -315,6 +315,11 @@ def serve(deadline_s: float = 20) -> Iterator[str]:
                 process.kill()
                 process.wait()
             log.close()
+
+
+def _reap(workdir: Path) -> None:
+    """The registry a killed owner left serving (scratch.directory then removes its storage)."""
+    scratch.stop_recorded(workdir / "registry.pid", str(workdir / "config.yml"))
 
 
 def _wait_until_up(
