@@ -137,7 +137,7 @@ def test_a_build_whose_output_cannot_be_written_is_stopped(
 def test_the_base_image_is_read_whole_only_to_build_another_platform(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`docker save` of the base image, to list its platforms, took a second of every build."""
+    """`docker save` of the base image, to list its platforms, took 5 s before every build."""
     host = platforms.host_platform()
     (other,) = [platform for platform in platforms.PLATFORMS.values() if platform != host]
     sdk = SimpleNamespace(
