@@ -549,7 +549,7 @@ def engine_data_root(sdk: docker.DockerClient) -> Path | None:
 
 def check_free_disk(root: Path | None, variants: Iterable[Variant], keep: bool = False) -> None:
     """Refuse, before an hour of builds, a run that would fill the engine's disk half-way. Each
-    variant's images and cache go before the next is built, unless `keep`s."""
+    variant's images and cache go before the next is built, unless kept (then the sum counts)."""
     variants = list(variants)
     if root is None:
         return  # an engine elsewhere: its disk is not this machine's
