@@ -33,6 +33,11 @@ def _started(pid: int) -> str | None:
     return None if state in "ZX" else started
 
 
+def alive(pid: int) -> bool:
+    """Process `pid` runs (a zombie does not: PID 1 of a container may never reap it)."""
+    return _started(pid) is not None
+
+
 def _orphaned(directory: Path) -> bool:
     try:
         pid, started = (directory / OWNER).read_text().split()
@@ -84,7 +89,7 @@ def stop_recorded(pid_file: Path, mark: str) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_DEADLINE_S
-        while _started(pid) is not None and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _started(pid) is not None:
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)

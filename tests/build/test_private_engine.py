@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from service_images import engine, private_engine, registry
+from service_images import engine, private_engine, registry, scratch
 from service_images.variants import DEFAULT_BASE_IMAGE
 
 
@@ -55,21 +55,13 @@ def test_what_a_killed_owner_left_goes_with_the_next_private_engine() -> None:
     assert ran.returncode == -9, ran.stderr
     root, bridge = ran.stdout.split()
     dockerd = int(Path(root, "dockerd.pid").read_text())
-    assert alive(dockerd), "the killed owner's dockerd should outlive it"
+    assert scratch.alive(dockerd), "the killed owner's dockerd should outlive it"
     with private_engine.running("overlay2"):
         assert not Path(root).exists()
-        assert not alive(dockerd)
+        assert not scratch.alive(dockerd)
         assert bridge not in run("ip", "-o", "link", "show")
         assert bridge not in run("iptables-save"), "firewall rules left behind"
         assert root not in Path("/proc/self/mounts").read_text()
-
-
-def alive(pid: int) -> bool:
-    """Running: not gone, nor a zombie (what PID 1 here may never reap)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 KILLED_REGISTRY_OWNER = """
@@ -93,7 +85,7 @@ def test_what_a_killed_owner_left_of_a_registry_goes_with_the_next() -> None:
     assert ran.returncode == -9, ran.stderr
     workdir = Path(ran.stdout.strip())
     server = int((workdir / "registry.pid").read_text())
-    assert alive(server), "the killed owner's registry should outlive it"
+    assert scratch.alive(server), "the killed owner's registry should outlive it"
     with registry.serve():
         assert not workdir.exists()
-        assert not alive(server)
+        assert not scratch.alive(server)
